@@ -1,0 +1,452 @@
+"""Circulation on the offline cache: decide with :mod:`sync.rules`, then apply.
+
+Each public method runs in ONE write transaction: it reads what the rules need, decides,
+applies the change, appends the outbox event(s) and counts the statistics, then commits
+(durably: WAL with synchronous=FULL) before it returns. When a method returns an allowed
+:class:`Outcome`, the loan or return is on disk together with its event; when it raises,
+nothing of it is. A refused attempt changes nothing but the statistics.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sync import cache_views as views
+from sync import outbox, rules, stats
+from sync.clock import Clock, Reading, read
+from sync.db import Cache
+from sync.outbox import Event
+from sync.policy import Policy, Station
+from sync.rules import Action, Decision, Flag, Reason, RouteKind
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who and where this device is: recorded on every event."""
+
+    device_id: str
+    branch: str
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    station: Station = Station.KIOSK
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A decision as the patron sees it, with the events committed for it."""
+
+    decision: Decision
+    events: tuple[Event, ...] = ()
+    patron: dict[str, Any] | None = None
+    item: dict[str, Any] | None = None
+    route_branch_name: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision.allowed
+
+    def params(self) -> dict[str, Any]:
+        """Placeholders for the decision's message."""
+        d = self.decision
+        out: dict[str, Any] = dict(d.params)
+        out["title"] = (self.item or {}).get("title") or (self.item or {}).get("barcode", "")
+        out["barcode"] = (self.item or {}).get("barcode", "")
+        out["due_date"] = d.due_date.isoformat() if d.due_date else ""
+        out["branch"] = self.route_branch_name or out.get("branch", "")
+        out["locker"] = d.locker_slot or ""
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "action": str(d.action),
+            "allowed": d.allowed,
+            "reason": str(d.reason),
+            "message_key": d.message_key,
+            "due_date": d.due_date.isoformat() if d.due_date else None,
+            "flags": sorted(str(f) for f in d.flags),
+            "route": None if d.route is None else {
+                "kind": str(d.route.kind), "to_branch": d.route.to_branch,
+                "to_branch_name": self.route_branch_name,
+            },
+            "offer": str(d.offer) if d.offer else None,
+            "hold_id": d.hold_id,
+            "locker_slot": d.locker_slot,
+            "patron": self.patron,
+            "item": self.item,
+            "events": [{"seq": e.seq, "txn_id": e.txn_id, "kind": e.kind} for e in self.events],
+        }
+
+
+def _flags_text(flags: frozenset[Flag]) -> str:
+    return ",".join(sorted(str(f) for f in flags))
+
+
+class Circulation:
+    """Loans, returns, renewals and hold pickups on one cache for one device.
+
+    ``online`` tells the rules whether the hub is reachable now (offline limits apply
+    otherwise); the kiosk daemon passes its sync worker's view, the command line passes
+    ``False``.
+    """
+
+    def __init__(
+        self,
+        cache: Cache,
+        identity: Identity,
+        policy: Policy,
+        clock: Clock,
+        online: bool = False,
+    ) -> None:
+        self.cache = cache
+        self.identity = identity
+        self.policy = policy
+        self.clock = clock
+        self.online = online
+
+    def __repr__(self) -> str:
+        return f"<Circulation {self.identity.device_id}@{self.identity.branch} {self.cache.path}>"
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _context(self, reading: Reading, station: Station | None) -> rules.Context:
+        return rules.Context(
+            branch=self.identity.branch,
+            today=reading.local_date(self.identity.timezone),
+            station=station or self.identity.station,
+            online=self.online,
+            clock_trusted=reading.synchronised,
+        )
+
+    def _event(
+        self, conn: sqlite3.Connection, kind: str, payload: dict[str, Any], reading: Reading,
+        txn_id: str,
+    ) -> Event:
+        payload = {"branch": self.identity.branch, **payload}
+        return outbox.append(
+            conn, device_id=self.identity.device_id, kind=kind, payload=payload,
+            reading=reading, txn_id=txn_id,
+        )
+
+    def _count(self, conn: sqlite3.Connection, ctx: rules.Context, decision: Decision) -> None:
+        day = ctx.today.isoformat()
+        if decision.allowed:
+            metric = {
+                Action.CHECKOUT: "loans", Action.CHECKIN: "returns",
+                Action.RENEW: "renewals", Action.PICKUP: "pickups",
+            }[decision.action]
+            if decision.changes_state:
+                stats.bump(conn, day, ctx.branch, metric)
+                if decision.action is Action.PICKUP:
+                    stats.bump(conn, day, ctx.branch, "loans")
+        else:
+            stats.bump(conn, day, ctx.branch, "refused")
+            stats.bump(conn, day, ctx.branch, f"refused.{decision.action}.{decision.reason}")
+
+    def _patron_dict(self, found: tuple[rules.PatronView, str] | None) -> dict[str, Any] | None:
+        if found is None:
+            return None
+        view, name = found
+        return {"card_number": view.card_number, "name": name, "loan_count": view.loan_count}
+
+    def _close_loan(
+        self, conn: sqlite3.Connection, loan: rules.LoanView, when: str, txn_id: str,
+        flags: str = "",
+    ) -> None:
+        conn.execute(
+            "UPDATE loans SET returned_at = ?, return_branch = ?, checkin_txn = ?,"
+            " flags = CASE WHEN ? = '' THEN flags WHEN flags = '' THEN ?"
+            " ELSE flags || ',' || ? END WHERE id = ?",
+            (when, self.identity.branch, txn_id, flags, flags, flags, loan.id),
+        )
+        conn.execute(
+            "UPDATE patrons SET loan_count = loan_count - 1 WHERE id = ?", (loan.patron_id,)
+        )
+
+    def _card_of(self, conn: sqlite3.Connection, patron_id: int) -> str | None:
+        row = conn.execute(
+            "SELECT card_number FROM patrons WHERE id = ?", (patron_id,)
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- checkout ------------------------------------------------------------------------
+
+    def checkout(self, card: str, barcode: str, station: Station | None = None) -> Outcome:
+        """Lend the item with ``barcode`` to the holder of ``card``."""
+        reading = read(self.clock)
+        with self.cache.transaction() as conn:
+            ctx = self._context(reading, station)
+            found = views.patron_by_card(conn, card)
+            patron = found[0] if found else None
+            item = views.item_by_barcode(conn, barcode)
+            loan = views.open_loan(conn, item.id) if item else None
+            holds = views.active_holds(conn, item.id) if item else ()
+            rule = None
+            if patron is not None:
+                rule = views.loan_rule(conn, patron.patron_type, item.loan_type if item else "normal")
+            decision = rules.checkout(
+                patron, item, loan, holds, rule,
+                views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
+            )
+            self._count(conn, ctx, decision)
+            events: list[Event] = []
+            if decision.allowed:
+                assert patron is not None
+                events = self._apply_checkout(conn, ctx, reading, patron, item, barcode, loan,
+                                              decision)
+                found = views.patron_by_card(conn, card)
+            item_id = item.id if item else self._item_id(conn, barcode)
+            item_info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
+        return Outcome(decision, tuple(events), self._patron_dict(found), item_info)
+
+    def _item_id(self, conn: sqlite3.Connection, barcode: str) -> int | None:
+        row = conn.execute("SELECT id FROM items WHERE barcode = ?", (barcode,)).fetchone()
+        return row[0] if row else None
+
+    def _apply_checkout(
+        self, conn: sqlite3.Connection, ctx: rules.Context, reading: Reading,
+        patron: rules.PatronView, item: rules.ItemView | None, barcode: str,
+        previous: rules.LoanView | None, decision: Decision,
+    ) -> list[Event]:
+        when = reading.wall_iso(self.identity.timezone)
+        events = []
+        if Flag.RETURN_THEN_LEND in decision.flags and previous is not None:
+            txn = outbox.new_txn_id()
+            self._close_loan(conn, previous, when, txn, flags="return_then_lend")
+            events.append(self._event(conn, "checkin", {
+                "item": barcode, "card": self._card_of(conn, previous.patron_id),
+                "route": "shelf", "flags": ["return_then_lend"],
+                "station": str(ctx.station),
+            }, reading, txn))
+        if item is None:
+            item_id = conn.execute(
+                "INSERT INTO items (barcode, status, current_branch, flags, updated_at)"
+                " VALUES (?, 'on_loan', ?, 'unknown', ?) RETURNING id",
+                (barcode, None, when),
+            ).fetchone()[0]
+        else:
+            item_id = item.id
+            conn.execute(
+                "UPDATE items SET status = 'on_loan', transit_to = NULL, updated_at = ?"
+                " WHERE id = ?",
+                (when, item_id),
+            )
+        txn = outbox.new_txn_id()
+        assert decision.due_date is not None
+        conn.execute(
+            "INSERT INTO loans (item_id, patron_id, branch, loaned_at, due_date, checkout_txn,"
+            " flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (item_id, patron.id, ctx.branch, when, decision.due_date.isoformat(), txn,
+             _flags_text(decision.flags)),
+        )
+        conn.execute("UPDATE patrons SET loan_count = loan_count + 1 WHERE id = ?", (patron.id,))
+        if decision.hold_id is not None:
+            conn.execute(
+                "UPDATE holds SET status = 'fulfilled', fulfilled_txn = ? WHERE id = ?",
+                (txn, decision.hold_id),
+            )
+        events.append(self._event(conn, "checkout", {
+            "card": patron.card_number, "item": barcode,
+            "due_date": decision.due_date.isoformat(),
+            "flags": sorted(str(f) for f in decision.flags),
+            "hold_id": decision.hold_id, "station": str(ctx.station),
+        }, reading, txn))
+        return events
+
+    # -- checkin -------------------------------------------------------------------------
+
+    def checkin(self, barcode: str, station: Station | None = None) -> Outcome:
+        """Take back the item with ``barcode``, wherever it was lent."""
+        reading = read(self.clock)
+        with self.cache.transaction() as conn:
+            ctx = self._context(reading, station)
+            item = views.item_by_barcode(conn, barcode)
+            loan = views.open_loan(conn, item.id) if item else None
+            holds = views.active_holds(conn, item.id) if item else ()
+            decision = rules.checkin(item, loan, holds, ctx)
+            self._count(conn, ctx, decision)
+            events: list[Event] = []
+            borrower = None
+            if loan is not None:
+                borrower = self._patron_dict(views.patron_by_id(conn, loan.patron_id))
+            if decision.changes_state:
+                events = [self._apply_checkin(conn, ctx, reading, item, barcode, loan, decision)]
+            item_id = item.id if item else self._item_id(conn, barcode)
+            info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
+            to = decision.route.to_branch if decision.route else None
+            to_name = views.branch_name(conn, to)
+        return Outcome(decision, tuple(events), borrower, info, to_name)
+
+    def _apply_checkin(
+        self, conn: sqlite3.Connection, ctx: rules.Context, reading: Reading,
+        item: rules.ItemView | None, barcode: str, loan: rules.LoanView | None,
+        decision: Decision,
+    ) -> Event:
+        when = reading.wall_iso(self.identity.timezone)
+        route = decision.route
+        assert route is not None
+        txn = outbox.new_txn_id()
+        card = None
+        if item is None:
+            conn.execute(
+                "INSERT INTO items (barcode, status, current_branch, flags, updated_at)"
+                " VALUES (?, 'available', ?, 'unknown', ?)",
+                (barcode, None, when),
+            )
+        else:
+            if loan is not None:
+                card = self._card_of(conn, loan.patron_id)
+                self._close_loan(conn, loan, when, txn)
+            conn.execute(
+                "UPDATE items SET status = ?, current_branch = ?, transit_to = ?, updated_at = ?"
+                " WHERE id = ?",
+                (rules.item_status_after(route), self._known_branch(conn, ctx.branch),
+                 route.to_branch, when, item.id),
+            )
+            if decision.hold_id is not None:
+                if route.kind is RouteKind.HOLD_HERE:
+                    expires = date.fromordinal(ctx.today.toordinal() + self.policy.hold_pickup_days)
+                    conn.execute(
+                        "UPDATE holds SET status = 'ready', ready_at = ?, pickup_expires_on = ?"
+                        " WHERE id = ?",
+                        (when, expires.isoformat(), decision.hold_id),
+                    )
+                else:
+                    conn.execute(
+                        "UPDATE holds SET status = 'in_transit' WHERE id = ?", (decision.hold_id,)
+                    )
+        return self._event(conn, "checkin", {
+            "item": barcode, "card": card, "route": str(route.kind),
+            "to_branch": route.to_branch, "hold_id": decision.hold_id,
+            "flags": sorted(str(f) for f in decision.flags), "station": str(ctx.station),
+        }, reading, txn)
+
+    def _known_branch(self, conn: sqlite3.Connection, isil: str) -> str | None:
+        # A van configured with a branch the hub has not sent yet must still take returns.
+        row = conn.execute("SELECT 1 FROM branches WHERE isil = ?", (isil,)).fetchone()
+        return isil if row else None
+
+    # -- renew ---------------------------------------------------------------------------
+
+    def renew(self, card: str, barcode: str, station: Station | None = None) -> Outcome:
+        reading = read(self.clock)
+        with self.cache.transaction() as conn:
+            ctx = self._context(reading, station)
+            found = views.patron_by_card(conn, card)
+            patron = found[0] if found else None
+            item = views.item_by_barcode(conn, barcode)
+            loan = views.open_loan(conn, item.id) if item else None
+            holds = views.active_holds(conn, item.id) if item else ()
+            rule = None
+            if patron is not None and item is not None:
+                rule = views.loan_rule(conn, patron.patron_type, item.loan_type)
+            decision = rules.renew(
+                patron, item, loan, holds, rule,
+                views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
+            )
+            self._count(conn, ctx, decision)
+            events: list[Event] = []
+            if decision.allowed:
+                assert loan is not None and decision.due_date is not None and patron is not None
+                txn = outbox.new_txn_id()
+                conn.execute(
+                    "UPDATE loans SET due_date = ?, renewals = renewals + 1 WHERE id = ?",
+                    (decision.due_date.isoformat(), loan.id),
+                )
+                events.append(self._event(conn, "renew", {
+                    "card": patron.card_number, "item": barcode,
+                    "due_date": decision.due_date.isoformat(),
+                    "flags": sorted(str(f) for f in decision.flags),
+                    "station": str(ctx.station),
+                }, reading, txn))
+            info = views.item_details(conn, item.id) if item else {"barcode": barcode}
+        return Outcome(decision, tuple(events), self._patron_dict(found), info)
+
+    # -- hold pickup ---------------------------------------------------------------------
+
+    def ready_holds(self, card: str) -> list[dict[str, Any]]:
+        """The patron's holds ready for pickup, with their lockers (reads only)."""
+        with self.cache.snapshot() as conn:
+            found = views.patron_by_card(conn, card)
+            if found is None:
+                return []
+            out = []
+            for hold in views.ready_holds_of(conn, found[0].id):
+                info = views.item_details(conn, hold.item_id)
+                out.append({
+                    "hold_id": hold.id, "locker_slot": hold.locker_slot,
+                    "pickup_branch": hold.pickup_branch,
+                    "pickup_expires_on": hold.pickup_expires_on.isoformat()
+                    if hold.pickup_expires_on else None, **info,
+                })
+            return out
+
+    def pickup(self, card: str, hold_id: int, station: Station | None = None) -> Outcome:
+        """Fulfil hold ``hold_id`` for the holder of ``card``: the hold is fulfilled and the
+        item lent in one transaction. The daemon calls this only after the locker's door
+        sensor saw the door open."""
+        reading = read(self.clock)
+        with self.cache.transaction() as conn:
+            ctx = self._context(reading, station)
+            found = views.patron_by_card(conn, card)
+            patron = found[0] if found else None
+            hold = views.hold_by_id(conn, hold_id)
+            item = None
+            rule = None
+            if hold is not None:
+                item = conn.execute(
+                    "SELECT barcode, loan_type FROM items WHERE id = ?", (hold.item_id,)
+                ).fetchone()
+                if patron is not None:
+                    rule = views.loan_rule(conn, patron.patron_type, item[1])
+            decision = rules.pickup(
+                patron, hold, rule, views.calendar(conn, ctx.branch, ctx.today),
+                self.policy, ctx,
+            )
+            self._count(conn, ctx, decision)
+            events: list[Event] = []
+            if decision.allowed:
+                assert hold is not None and patron is not None and item is not None
+                events.append(self._apply_pickup(conn, ctx, reading, patron, hold, item[0],
+                                                 decision))
+                found = views.patron_by_card(conn, card)
+            info = views.item_details(conn, hold.item_id) if hold else None
+        return Outcome(decision, tuple(events), self._patron_dict(found), info)
+
+    def _apply_pickup(
+        self, conn: sqlite3.Connection, ctx: rules.Context, reading: Reading,
+        patron: rules.PatronView, hold: rules.HoldView, barcode: str, decision: Decision,
+    ) -> Event:
+        when = reading.wall_iso(self.identity.timezone)
+        txn = outbox.new_txn_id()
+        assert decision.due_date is not None
+        previous = views.open_loan(conn, hold.item_id)
+        if previous is not None:
+            # The cache thinks the book is still out, yet it sits in our locker: the
+            # physical fact wins, the old loan ends here and the event says so.
+            self._close_loan(conn, previous, when, txn, flags="found_in_locker")
+        conn.execute(
+            "INSERT INTO loans (item_id, patron_id, branch, loaned_at, due_date, checkout_txn,"
+            " flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hold.item_id, patron.id, ctx.branch, when, decision.due_date.isoformat(), txn,
+             _flags_text(decision.flags)),
+        )
+        conn.execute("UPDATE patrons SET loan_count = loan_count + 1 WHERE id = ?", (patron.id,))
+        conn.execute(
+            "UPDATE items SET status = 'on_loan', transit_to = NULL, updated_at = ? WHERE id = ?",
+            (when, hold.item_id),
+        )
+        conn.execute(
+            "UPDATE holds SET status = 'fulfilled', fulfilled_txn = ?, locker_slot = NULL"
+            " WHERE id = ?",
+            (txn, hold.id),
+        )
+        return self._event(conn, "pickup", {
+            "card": patron.card_number, "item": barcode, "hold_id": hold.id,
+            "locker_slot": hold.locker_slot, "due_date": decision.due_date.isoformat(),
+            "flags": sorted(str(f) for f in decision.flags),
+            "closed_previous_loan": previous is not None, "station": str(ctx.station),
+        }, reading, txn)

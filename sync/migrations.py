@@ -1,0 +1,262 @@
+"""Schema migrations of the offline cache.
+
+Each migration is a function of a ``sqlite_utils.Database`` and is applied in one
+``BEGIN IMMEDIATE`` transaction together with its row in ``_migrations`` (and
+``PRAGMA user_version``), so a power cut leaves the schema either before or after it, never
+half way. A database carrying a migration this release does not know was written by a newer
+release and is refused, read and write alike.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from sync import errors
+
+
+@dataclass(frozen=True)
+class Migration:
+    id: int
+    name: str
+    apply: Callable[[sqlite_utils.Database], None]
+
+
+_INITIAL_SCHEMA = [
+    """CREATE TABLE branches (
+        isil TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('central', 'branch', 'village', '24h-space', 'van')),
+        parent_isil TEXT REFERENCES branches(isil),
+        closed_weekdays TEXT NOT NULL DEFAULT '',
+        version INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    """CREATE TABLE branch_closed_days (
+        isil TEXT NOT NULL REFERENCES branches(isil),
+        day TEXT NOT NULL,
+        PRIMARY KEY (isil, day)
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE patrons (
+        id INTEGER PRIMARY KEY,
+        card_number TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        patron_type TEXT NOT NULL,
+        home_branch TEXT REFERENCES branches(isil),
+        status TEXT NOT NULL DEFAULT 'active'
+            CHECK (status IN ('active', 'lost_card', 'withdrawn')),
+        expires_on TEXT,
+        fines_owed_cents INTEGER NOT NULL DEFAULT 0 CHECK (fines_owed_cents >= 0),
+        loan_count INTEGER NOT NULL DEFAULT 0 CHECK (loan_count >= 0),
+        pin_hash TEXT,
+        version INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT
+    ) STRICT""",
+    """CREATE TABLE patron_blocks (
+        id INTEGER PRIMARY KEY,
+        patron_id INTEGER NOT NULL REFERENCES patrons(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL,
+        note TEXT,
+        created_at TEXT NOT NULL
+    ) STRICT""",
+    "CREATE INDEX patron_blocks_patron ON patron_blocks(patron_id)",
+    """CREATE TABLE items (
+        id INTEGER PRIMARY KEY,
+        barcode TEXT NOT NULL UNIQUE,
+        title TEXT,
+        author TEXT,
+        call_number TEXT,
+        owning_branch TEXT REFERENCES branches(isil),
+        current_branch TEXT REFERENCES branches(isil),
+        loan_type TEXT NOT NULL DEFAULT 'normal',
+        status TEXT NOT NULL DEFAULT 'available' CHECK (status IN (
+            'available', 'on_loan', 'in_transit', 'on_hold_shelf', 'lost', 'missing',
+            'withdrawn')),
+        transit_to TEXT REFERENCES branches(isil),
+        flags TEXT NOT NULL DEFAULT '',
+        version INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT
+    ) STRICT""",
+    """CREATE TABLE loan_rules (
+        patron_type TEXT NOT NULL,
+        loan_type TEXT NOT NULL,
+        loan_days INTEGER NOT NULL CHECK (loan_days >= 0),
+        max_renewals INTEGER NOT NULL CHECK (max_renewals >= 0),
+        max_loans INTEGER NOT NULL CHECK (max_loans >= 0),
+        version INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (patron_type, loan_type)
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE loans (
+        id INTEGER PRIMARY KEY,
+        item_id INTEGER NOT NULL REFERENCES items(id),
+        patron_id INTEGER NOT NULL REFERENCES patrons(id),
+        branch TEXT NOT NULL,
+        loaned_at TEXT NOT NULL,
+        due_date TEXT NOT NULL,
+        renewals INTEGER NOT NULL DEFAULT 0,
+        returned_at TEXT,
+        return_branch TEXT,
+        checkout_txn TEXT UNIQUE,
+        checkin_txn TEXT UNIQUE,
+        flags TEXT NOT NULL DEFAULT ''
+    ) STRICT""",
+    # The database itself guarantees that an item has at most one open loan.
+    "CREATE UNIQUE INDEX loans_open_item ON loans(item_id) WHERE returned_at IS NULL",
+    "CREATE INDEX loans_open_patron ON loans(patron_id) WHERE returned_at IS NULL",
+    """CREATE TABLE holds (
+        id INTEGER PRIMARY KEY,
+        patron_id INTEGER NOT NULL REFERENCES patrons(id),
+        item_id INTEGER NOT NULL REFERENCES items(id),
+        pickup_branch TEXT NOT NULL REFERENCES branches(isil),
+        status TEXT NOT NULL DEFAULT 'waiting' CHECK (status IN (
+            'waiting', 'in_transit', 'ready', 'fulfilled', 'expired', 'cancelled')),
+        locker_slot TEXT,
+        placed_at TEXT NOT NULL,
+        ready_at TEXT,
+        pickup_expires_on TEXT,
+        fulfilled_txn TEXT UNIQUE,
+        version INTEGER NOT NULL DEFAULT 0
+    ) STRICT""",
+    """CREATE INDEX holds_item_active ON holds(item_id)
+        WHERE status IN ('waiting', 'in_transit', 'ready')""",
+    "CREATE INDEX holds_patron ON holds(patron_id)",
+    """CREATE TABLE card_ranges (
+        id INTEGER PRIMARY KEY,
+        prefix TEXT NOT NULL,
+        first_number INTEGER NOT NULL,
+        last_number INTEGER NOT NULL,
+        next_number INTEGER NOT NULL,
+        leased_at TEXT NOT NULL,
+        expires_on TEXT,
+        CHECK (first_number <= next_number AND next_number <= last_number + 1)
+    ) STRICT""",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        txn_id TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        boot_id TEXT NOT NULL,
+        mono_ns INTEGER NOT NULL,
+        wall_ns INTEGER NOT NULL,
+        clock_synced INTEGER NOT NULL CHECK (clock_synced IN (0, 1)),
+        hlc INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        acked_at TEXT,
+        UNIQUE (device_id, seq)
+    ) STRICT""",
+    "CREATE INDEX outbox_unacked ON outbox(id) WHERE acked_at IS NULL",
+    """CREATE TABLE sequences (
+        device_id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE local_state (
+        key TEXT PRIMARY KEY,
+        value ANY
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE sync_state (
+        feed TEXT PRIMARY KEY,
+        cursor TEXT,
+        updated_at TEXT
+    ) STRICT, WITHOUT ROWID""",
+    """CREATE TABLE daily_stats (
+        day TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        value INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, branch, metric)
+    ) STRICT, WITHOUT ROWID""",
+]
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    for statement in _INITIAL_SCHEMA:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _m001_initial),)
+
+_RECORD_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+) STRICT"""
+
+
+def latest() -> int:
+    return MIGRATIONS[-1].id
+
+
+def applied(conn: sqlite3.Connection) -> list[int]:
+    """Ids of migrations recorded in the database (empty for a new file)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+    ).fetchone()
+    if not exists:
+        return []
+    return [row[0] for row in conn.execute("SELECT id FROM _migrations ORDER BY id")]
+
+
+def refuse_newer(conn: sqlite3.Connection, path: Path) -> list[int]:
+    done = applied(conn)
+    known = {m.id for m in MIGRATIONS}
+    unknown = [i for i in done if i not in known]
+    if unknown:
+        raise errors.SchemaTooNew(
+            f"{path}: schema version {max(unknown)} is newer than this release knows "
+            f"({latest()})",
+            path=str(path), found=max(unknown), known=latest(),
+        )
+    return done
+
+
+def require_current(conn: sqlite3.Connection, path: Path) -> None:
+    done = refuse_newer(conn, path)
+    if not done:
+        tables = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+        raise errors.NotInitialised(
+            f"{path}: not a kiosk database ({tables} foreign tables)", path=str(path)
+        )
+    if len(done) < len(MIGRATIONS):
+        raise errors.SchemaOutdated(
+            f"{path}: schema version {max(done)}, this release needs {latest()}",
+            path=str(path), found=max(done), known=latest(),
+        )
+
+
+def pending(conn: sqlite3.Connection) -> list[Migration]:
+    done = set(applied(conn))
+    return [m for m in MIGRATIONS if m.id not in done]
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction with its record.
+
+    Returns the migrations applied (empty when the schema was current).
+    """
+    refuse_newer(conn, path)
+    db = sqlite_utils.Database(conn)
+    done: list[Migration] = []
+    for migration in pending(conn):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_RECORD_TABLE)
+            migration.apply(db)
+            conn.execute(
+                "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                (migration.id, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+            conn.execute(f"PRAGMA user_version = {int(migration.id)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        done.append(migration)
+    return done

@@ -1,0 +1,126 @@
+"""The transaction outbox: every state change the kiosk makes, waiting for the hub.
+
+An event is appended inside the same transaction as the change it describes, so the two
+commit together or not at all. Per device, ``seq`` is gap-free (1, 2, 3, ...): it is taken
+from a counter row updated in that same transaction, so a rolled-back change also gives
+its number back. Events stay in the table until the hub acknowledges them; nothing is
+deleted before that.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sync.clock import Reading, hlc_next
+
+
+@dataclass(frozen=True)
+class Event:
+    device_id: str
+    seq: int
+    txn_id: str
+    kind: str
+    boot_id: str
+    mono_ns: int
+    wall_ns: int
+    clock_synced: bool
+    hlc: int
+    payload: dict[str, Any]
+    acked_at: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def new_txn_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _next_hlc(conn: sqlite3.Connection, wall_ns: int) -> int:
+    row = conn.execute("SELECT value FROM local_state WHERE key = 'hlc'").fetchone()
+    hlc = hlc_next(int(row[0]) if row else 0, wall_ns)
+    conn.execute(
+        "INSERT INTO local_state (key, value) VALUES ('hlc', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (hlc,),
+    )
+    return hlc
+
+
+def append(
+    conn: sqlite3.Connection,
+    *,
+    device_id: str,
+    kind: str,
+    payload: dict[str, Any],
+    reading: Reading,
+    txn_id: str | None = None,
+) -> Event:
+    """Append one event. Must be called inside the caller's write transaction."""
+    if not conn.in_transaction:
+        raise RuntimeError("outbox.append must run inside the transaction of its change")
+    row = conn.execute(
+        "INSERT INTO sequences (device_id, last_seq) VALUES (?, 1) "
+        "ON CONFLICT (device_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
+        (device_id,),
+    ).fetchone()
+    event = Event(
+        device_id=device_id,
+        seq=row[0],
+        txn_id=txn_id or new_txn_id(),
+        kind=kind,
+        boot_id=reading.boot_id,
+        mono_ns=reading.monotonic_ns,
+        wall_ns=reading.wall_ns,
+        clock_synced=reading.synchronised,
+        hlc=_next_hlc(conn, reading.wall_ns),
+        payload=payload,
+    )
+    conn.execute(
+        "INSERT INTO outbox (device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns,"
+        " clock_synced, hlc, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            event.device_id, event.seq, event.txn_id, event.kind, event.boot_id,
+            event.mono_ns, event.wall_ns, int(event.clock_synced), event.hlc,
+            json.dumps(payload, ensure_ascii=False, sort_keys=True),
+        ),
+    )
+    return event
+
+
+_COLUMNS = (
+    "device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns, clock_synced, hlc, payload,"
+    " acked_at"
+)
+
+
+def _event(row: sqlite3.Row | tuple) -> Event:
+    values = list(row)
+    values[7] = bool(values[7])
+    values[9] = json.loads(values[9])
+    return Event(*values)
+
+
+def unacknowledged(conn: sqlite3.Connection, limit: int | None = None) -> list[Event]:
+    """Events not yet acknowledged by the hub, oldest first."""
+    sql = f"SELECT {_COLUMNS} FROM outbox WHERE acked_at IS NULL ORDER BY id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [_event(r) for r in conn.execute(sql)]
+
+
+def depth(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM outbox WHERE acked_at IS NULL").fetchone()[0]
+
+
+def acknowledge(conn: sqlite3.Connection, device_id: str, through_seq: int, when: str) -> int:
+    """Mark events of ``device_id`` up to ``through_seq`` as stored by the hub."""
+    cur = conn.execute(
+        "UPDATE outbox SET acked_at = ? WHERE device_id = ? AND seq <= ? AND acked_at IS NULL",
+        (when, device_id, through_seq),
+    )
+    return cur.rowcount
