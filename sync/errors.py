@@ -71,3 +71,9 @@ class SchemaOutdated(CacheError, RuntimeError):
     """The database needs migrations this release knows; run `kiosk db migrate`."""
 
     message_key = "db.schema_outdated"
+
+
+class DatabaseExists(CacheError, FileExistsError):
+    """``db init`` found a database already at the path; it is left as it is."""
+
+    message_key = "db.exists"

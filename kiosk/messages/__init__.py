@@ -1,9 +1,11 @@
 """The message catalogue: every text a person reads comes from here.
 
-One TOML file per language in this folder (``zh-CN.toml`` is the reference language,
-``en.toml`` the second); adding a language is adding a file, no code. A file's ``[meta]``
-table names the language and its writing direction (``ltr`` or ``rtl``) for the UI.
-Keys are dotted paths (``circ.checkout.ok``); texts use ``{name}`` placeholders.
+One folder per language (``zh-CN/`` is the reference language, ``en/`` the second); adding
+a language is adding a folder, no code. In a folder, ``meta.toml`` names the language and
+its writing direction (``ltr`` or ``rtl``) for the UI, and every other ``*.toml`` file holds
+the texts of one area (``circ.toml``, ``db.toml``, ...). A file's tables become the first
+parts of its keys (``[circ.checkout] ok = ...`` is ``circ.checkout.ok``); a key defined in
+two files of one language is an error. Texts use ``{name}`` placeholders.
 A key missing from a language falls back to zh-CN, then to the key itself, so a screen
 never goes blank because a translation lagged behind.
 """
@@ -33,22 +35,35 @@ def _flatten(table: Mapping[str, object], prefix: str = "") -> dict[str, str]:
 
 @cache
 def available() -> dict[str, dict[str, str]]:
-    """Language code -> its [meta] table, for every catalogue file shipped."""
+    """Language code -> its meta table, for every catalogue folder shipped."""
     found = {}
     for entry in resources.files(__package__).iterdir():
-        if entry.name.endswith(".toml"):
-            data = tomllib.loads(entry.read_text(encoding="utf-8"))
-            found[entry.name[: -len(".toml")]] = dict(data.get("meta", {}))
+        meta = entry / "meta.toml"
+        if entry.is_dir() and meta.is_file():
+            found[entry.name] = dict(tomllib.loads(meta.read_text(encoding="utf-8")))
     return found
+
+
+class CatalogueError(ValueError):
+    """A catalogue folder is inconsistent (a key defined twice)."""
 
 
 @cache
 def texts(language: str) -> dict[str, str]:
     """Every key -> text of one language (without fallback)."""
-    source = resources.files(__package__) / f"{language}.toml"
-    data = tomllib.loads(source.read_text(encoding="utf-8"))
-    data.pop("meta", None)
-    return _flatten(data)
+    folder = resources.files(__package__) / language
+    merged: dict[str, str] = {}
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".toml") or entry.name == "meta.toml":
+            continue
+        flat = _flatten(tomllib.loads(entry.read_text(encoding="utf-8")))
+        twice = merged.keys() & flat.keys()
+        if twice:
+            raise CatalogueError(
+                f"{language}/{entry.name}: keys already defined: {', '.join(sorted(twice))}"
+            )
+        merged.update(flat)
+    return merged
 
 
 def placeholders(text: str) -> set[str]:

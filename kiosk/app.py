@@ -1,0 +1,63 @@
+"""What every ``kiosk`` subcommand gets: parsed arguments, the catalogue, output streams,
+and lazily the settings and the cache."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from kiosk import config
+from kiosk.config.settings import Settings
+from kiosk.messages import Catalogue
+from sync.db import Cache
+
+
+class App:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        catalogue: Catalogue,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+    ) -> None:
+        self.args = args
+        self.catalogue = catalogue
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self._settings: Settings | None = None
+
+    def t(self, key: str, /, **params: object) -> str:
+        return self.catalogue.text(key, **params)
+
+    def say(self, key: str, /, **params: object) -> None:
+        print(self.t(key, **params), file=self.out)
+
+    def warn(self, key: str, /, **params: object) -> None:
+        print(self.t(key, **params), file=self.err)
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def emit_json(self, obj: Any) -> None:
+        json.dump(obj, self.out, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+        self.out.write("\n")
+
+    @property
+    def json(self) -> bool:
+        return bool(getattr(self.args, "json", False))
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            path = getattr(self.args, "config", None)
+            self._settings = config.load(Path(path) if path else None)
+        return self._settings
+
+    def db_path(self) -> Path:
+        explicit = getattr(self.args, "db", None)
+        return Path(explicit) if explicit else self.settings().database.path
+
+    def open_cache(self, check_schema: bool = True) -> Cache:
+        return Cache.open(self.db_path(), check_schema=check_schema)
