@@ -21,7 +21,7 @@ from sync.clock import Clock, Reading, read
 from sync.db import Cache
 from sync.outbox import Event
 from sync.policy import Policy, Station
-from sync.rules import Action, Decision, Flag, Reason, RouteKind
+from sync.rules import Action, Decision, Flag, RouteKind
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,8 @@ class Circulation:
             holds = views.active_holds(conn, item.id) if item else ()
             rule = None
             if patron is not None:
-                rule = views.loan_rule(conn, patron.patron_type, item.loan_type if item else "normal")
+                loan_type = item.loan_type if item else "normal"
+                rule = views.loan_rule(conn, patron.patron_type, loan_type)
             decision = rules.checkout(
                 patron, item, loan, holds, rule,
                 views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,

@@ -83,7 +83,9 @@ class Cache:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
-        self.db = sqlite_utils.Database(conn)
+        # No sqlite-utils plugins: a plugin installed on the machine must not hook into the
+        # connection that holds the patrons' loans.
+        self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self._closed = False
 
     @classmethod
@@ -93,6 +95,7 @@ class Cache:
         *,
         create: bool = False,
         check_schema: bool = True,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
     ) -> Cache:
         """Open (or with ``create=True`` create) the cache at ``path``.
 
@@ -109,7 +112,7 @@ class Cache:
                 )
         with translated(path):
             conn = sqlite3.connect(
-                path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
+                path, isolation_level=None, timeout=busy_timeout_ms / 1000,
                 check_same_thread=False,
             )
         cache = cls(conn, path)
@@ -122,7 +125,7 @@ class Cache:
                     migrations.require_current(conn, path)
                 else:
                     migrations.refuse_newer(conn, path)
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA synchronous = FULL")
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]

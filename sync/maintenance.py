@@ -95,5 +95,7 @@ def backup(cache: Cache, target: str | os.PathLike[str]) -> Path:
         finally:
             os.close(dir_fd)
     finally:
-        partial.unlink(missing_ok=True)
+        for leftover in (partial, *(partial.with_name(partial.name + s)
+                                    for s in ("-journal", "-wal", "-shm"))):
+            leftover.unlink(missing_ok=True)
     return target

@@ -10,7 +10,7 @@ release and is refused, read and write alike.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,21 +201,26 @@ def applied(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT id FROM _migrations ORDER BY id")]
 
 
-def refuse_newer(conn: sqlite3.Connection, path: Path) -> list[int]:
+def refuse_newer(
+    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS
+) -> list[int]:
     done = applied(conn)
-    known = {m.id for m in MIGRATIONS}
+    known = {m.id for m in plan}
     unknown = [i for i in done if i not in known]
     if unknown:
         raise errors.SchemaTooNew(
             f"{path}: schema version {max(unknown)} is newer than this release knows "
-            f"({latest()})",
-            path=str(path), found=max(unknown), known=latest(),
+            f"({plan[-1].id})",
+            path=str(path), found=max(unknown), known=plan[-1].id,
         )
     return done
 
 
-def require_current(conn: sqlite3.Connection, path: Path) -> None:
-    done = refuse_newer(conn, path)
+def require_current(
+    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS
+) -> None:
+    """Raise unless the database holds exactly the migrations of ``plan``."""
+    done = refuse_newer(conn, path, plan)
     if not done:
         tables = conn.execute(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
@@ -223,27 +228,30 @@ def require_current(conn: sqlite3.Connection, path: Path) -> None:
         raise errors.NotInitialised(
             f"{path}: not a kiosk database ({tables} foreign tables)", path=str(path)
         )
-    if len(done) < len(MIGRATIONS):
+    if len(done) < len(plan):
         raise errors.SchemaOutdated(
-            f"{path}: schema version {max(done)}, this release needs {latest()}",
-            path=str(path), found=max(done), known=latest(),
+            f"{path}: schema version {max(done)}, this release needs {plan[-1].id}",
+            path=str(path), found=max(done), known=plan[-1].id,
         )
 
 
-def pending(conn: sqlite3.Connection) -> list[Migration]:
+def pending(conn: sqlite3.Connection, plan: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
     done = set(applied(conn))
-    return [m for m in MIGRATIONS if m.id not in done]
+    return [m for m in plan if m.id not in done]
 
 
-def migrate(conn: sqlite3.Connection, path: Path) -> list[Migration]:
-    """Apply every pending migration, each in its own transaction with its record.
+def migrate(
+    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS
+) -> list[Migration]:
+    """Apply every pending migration of ``plan``, each in its own transaction with its record.
 
-    Returns the migrations applied (empty when the schema was current).
+    Returns the migrations applied (empty when the schema was current). A migration that
+    fails leaves neither its changes nor its record; the ones before it stay applied.
     """
-    refuse_newer(conn, path)
-    db = sqlite_utils.Database(conn)
+    refuse_newer(conn, path, plan)
+    db = sqlite_utils.Database(conn, execute_plugins=False)
     done: list[Migration] = []
-    for migration in pending(conn):
+    for migration in pending(conn, plan):
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(_RECORD_TABLE)

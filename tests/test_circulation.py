@@ -100,7 +100,8 @@ def test_unknown_item_lent_offline_creates_flagged_stub(world):
     world.patron("C1")
     out = world.circulation().checkout("C1", "NEW-1")
     assert out.allowed and "unknown_item" in out.as_dict()["flags"]
-    assert world.sql("SELECT barcode, status, flags FROM items") == [("NEW-1", "on_loan", "unknown")]
+    rows = world.sql("SELECT barcode, status, flags FROM items")
+    assert rows == [("NEW-1", "on_loan", "unknown")]
     assert "unknown_item" in world.one("SELECT flags FROM loans")
 
 

@@ -28,7 +28,7 @@ HERE = "CN-431121-0002"
 CENTRAL = "CN-431121-0001"
 P = PatronView(id=1, card_number="C1", patron_type="adult", expires_on=date(2027, 1, 1))
 OTHER = PatronView(id=2, card_number="C2", patron_type="adult")
-I = ItemView(id=10, barcode="B10", owning_branch=HERE, current_branch=HERE)
+ITEM = ItemView(id=10, barcode="B10", owning_branch=HERE, current_branch=HERE)
 RULE = LoanRule(loan_days=30, max_renewals=2, max_loans=10)
 OPEN = Calendar()
 CTX = Context(branch=HERE, today=TODAY)
@@ -36,12 +36,12 @@ POLICY = Policy()
 
 
 def hold(patron_id: int, status: str = "waiting", branch: str = HERE, **kw) -> HoldView:
-    return HoldView(id=kw.pop("id", 5), patron_id=patron_id, item_id=I.id, pickup_branch=branch,
+    return HoldView(id=kw.pop("id", 5), patron_id=patron_id, item_id=ITEM.id, pickup_branch=branch,
                     status=status, **kw)
 
 
 def loan(patron_id: int, due: date = TODAY + timedelta(days=10), renewals: int = 0) -> LoanView:
-    return LoanView(id=7, patron_id=patron_id, item_id=I.id, due_date=due, renewals=renewals)
+    return LoanView(id=7, patron_id=patron_id, item_id=ITEM.id, due_date=due, renewals=renewals)
 
 
 CHECKOUT_CASES = [
@@ -60,7 +60,8 @@ CHECKOUT_CASES = [
     ("too many loans", {"patron": replace(P, loan_count=10)}, Reason.TOO_MANY_LOANS, False),
     ("not for loan rule", {"rule": LoanRule(0, 0, 0)}, Reason.ITEM_NOT_FOR_LOAN, False),
     ("no rule at all", {"rule": None}, Reason.ITEM_NOT_FOR_LOAN, False),
-    ("withdrawn item", {"item": replace(I, status="withdrawn")}, Reason.ITEM_NOT_FOR_LOAN, False),
+    ("withdrawn item", {"item": replace(ITEM, status="withdrawn")},
+     Reason.ITEM_NOT_FOR_LOAN, False),
     ("held for other", {"holds": (hold(OTHER.id),)}, Reason.ITEM_ON_HOLD_FOR_OTHER, False),
     ("ready hold for other", {"holds": (hold(OTHER.id, "ready"),)},
      Reason.ITEM_ON_HOLD_FOR_OTHER, False),
@@ -76,7 +77,7 @@ CHECKOUT_CASES = [
 
 
 def run_checkout(**kw):
-    args = {"patron": P, "item": I, "open_loan": None, "holds": (), "rule": RULE,
+    args = {"patron": P, "item": ITEM, "open_loan": None, "holds": (), "rule": RULE,
             "calendar": OPEN, "policy": POLICY, "ctx": CTX, **kw}
     return rules.checkout(**args)
 
@@ -141,7 +142,7 @@ def test_offline_limit_is_lower_than_rule():
 
 
 def test_lost_item_found_on_pad_is_lent_and_flagged():
-    d = run_checkout(item=replace(I, status="lost"))
+    d = run_checkout(item=replace(ITEM, status="lost"))
     assert d.allowed and Flag.FOUND_ITEM in d.flags
 
 
@@ -179,37 +180,37 @@ def test_calendar_closed_every_day_does_not_loop_forever():
 # -- checkin -----------------------------------------------------------------------------
 
 def test_checkin_on_loan_goes_to_shelf():
-    d = rules.checkin(I, loan(P.id), (), CTX)
+    d = rules.checkin(ITEM, loan(P.id), (), CTX)
     assert d.allowed and d.reason is Reason.OK and d.route == rules.Route(RouteKind.SHELF)
     assert d.changes_state
 
 
 def test_checkin_overdue_is_flagged():
-    d = rules.checkin(I, loan(P.id, due=TODAY - timedelta(days=1)), (), CTX)
+    d = rules.checkin(ITEM, loan(P.id, due=TODAY - timedelta(days=1)), (), CTX)
     assert Flag.OVERDUE in d.flags
 
 
 def test_return_anywhere_sends_item_home():
-    item = replace(I, owning_branch=CENTRAL)
+    item = replace(ITEM, owning_branch=CENTRAL)
     d = rules.checkin(item, loan(P.id), (), CTX)
     assert d.route == rules.Route(RouteKind.TRANSIT, CENTRAL)
     assert rules.item_status_after(d.route) == "in_transit"
 
 
 def test_waiting_hold_here_traps_item():
-    d = rules.checkin(I, loan(P.id), (hold(OTHER.id, id=3),), CTX)
+    d = rules.checkin(ITEM, loan(P.id), (hold(OTHER.id, id=3),), CTX)
     assert d.route.kind is RouteKind.HOLD_HERE and d.hold_id == 3
 
 
 def test_waiting_hold_elsewhere_goes_in_transit_before_home():
-    item = replace(I, owning_branch=HERE)
+    item = replace(ITEM, owning_branch=HERE)
     d = rules.checkin(item, loan(P.id), (hold(OTHER.id, branch=CENTRAL),), CTX)
     assert d.route == rules.Route(RouteKind.HOLD_TRANSIT, CENTRAL)
 
 
 def test_oldest_waiting_hold_wins():
     holds = (hold(OTHER.id, id=9, branch=CENTRAL), hold(3, id=4))
-    assert rules.checkin(I, loan(P.id), holds, CTX).hold_id == 4
+    assert rules.checkin(ITEM, loan(P.id), holds, CTX).hold_id == 4
 
 
 def test_checkin_unknown_item_is_accepted_and_set_aside():
@@ -218,13 +219,13 @@ def test_checkin_unknown_item_is_accepted_and_set_aside():
 
 
 def test_checkin_twice_is_already_returned_without_change():
-    d = rules.checkin(I, None, (), CTX)
+    d = rules.checkin(ITEM, None, (), CTX)
     assert d.reason is Reason.ALREADY_RETURNED and not d.changes_state
 
 
 def test_checkin_without_local_loan_of_item_elsewhere_is_recorded():
     # Lent at another van (the hub knows, we don't yet): the book is here now.
-    item = replace(I, status="on_loan", current_branch=CENTRAL)
+    item = replace(ITEM, status="on_loan", current_branch=CENTRAL)
     d = rules.checkin(item, None, (), CTX)
     assert d.changes_state and Flag.NO_LOCAL_LOAN in d.flags
 
@@ -249,7 +250,7 @@ RENEW_CASES = [
 
 @pytest.mark.parametrize(("name", "kw", "reason"), RENEW_CASES, ids=[c[0] for c in RENEW_CASES])
 def test_renew_reasons(name, kw, reason):
-    args = {"patron": P, "item": I, "open_loan": loan(P.id), "holds": (), "rule": RULE,
+    args = {"patron": P, "item": ITEM, "open_loan": loan(P.id), "holds": (), "rule": RULE,
             "calendar": OPEN, "policy": POLICY, "ctx": CTX, **kw}
     d = rules.renew(**args)
     assert d.reason is reason and d.allowed is (reason is Reason.OK)
@@ -257,10 +258,10 @@ def test_renew_reasons(name, kw, reason):
 
 def test_renew_never_shortens_a_loan():
     far = loan(P.id, due=TODAY + timedelta(days=60))
-    d = rules.renew(P, I, far, (), RULE, OPEN, POLICY, CTX)
+    d = rules.renew(P, ITEM, far, (), RULE, OPEN, POLICY, CTX)
     assert d.due_date == far.due_date
     near = loan(P.id, due=TODAY + timedelta(days=1))
-    assert rules.renew(P, I, near, (), RULE, OPEN, POLICY, CTX).due_date == TODAY + timedelta(30)
+    assert rules.renew(P, ITEM, near, (), RULE, OPEN, POLICY, CTX).due_date == TODAY + timedelta(30)
 
 
 # -- pickup ------------------------------------------------------------------------------
