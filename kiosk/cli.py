@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from kiosk import __version__, exitcodes
 from kiosk.app import App
 from kiosk.commands import COMMAND_MODULES
+from kiosk.config import ConfigInvalid
 from kiosk.messages import Catalogue, choose_language
 from sync.errors import CacheError
 
@@ -57,6 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     app = App(args, catalogue)
     try:
         return int(args.handler(app))
+    except ConfigInvalid as exc:
+        for line in exc.report(app.t):
+            print(line, file=app.err)
+        return exitcodes.CONFIG
     except CacheError as exc:
         app.warn(exc.message_key, **exc.params)
         return exitcodes.DATA

@@ -1,0 +1,93 @@
+"""The kiosk's config file: its sections and keys, the profiles, and how it becomes Settings.
+
+To add a section: declare a :class:`~kiosk.config.schema.Section`, add it to
+:data:`SCHEMA`, add the matching dataclass to :mod:`kiosk.config.settings` and fill it in
+:func:`build_settings`, and describe every key in ``docs/configuration.md`` (a test checks
+that the document names each key). Defaults come from the Settings dataclasses, so the
+defaults of a file and of ``Settings()`` cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from kiosk.config.schema import Key, PerProfile, Schema, Section
+from kiosk.config.settings import (
+    PROFILES,
+    CirculationSettings,
+    DatabaseSettings,
+    DeviceSettings,
+    OfflineSettings,
+    Settings,
+    default_database_path,
+)
+from kiosk.config.types import Choice, Int, Language, Money, PathType, Str, Timezone
+from sync.policy import OnLoanToOther, UnknownItem
+
+# A device id becomes part of file names, log lines and hub records: short, lower case.
+DEVICE_ID = r"[a-z0-9][a-z0-9-]{1,31}"
+# ISO 15511 ISIL: a country or other prefix, a hyphen, then up to 11 characters.
+ISIL = r"[A-Z]{1,4}-[A-Za-z0-9:/-]{1,11}"
+
+_device = DeviceSettings()
+_circulation = CirculationSettings()
+_offline = OfflineSettings()
+
+SCHEMA = Schema(
+    sections=(
+        Section("device", (
+            Key("id", Str(DEVICE_ID, example="van-01")),
+            Key("branch", Str(ISIL, example="CN-431121-0002")),
+            Key("profile", Choice(PROFILES)),
+            Key("timezone", Timezone(), _device.timezone),
+            Key("language", Language(), _device.language),
+        )),
+        Section("database", (
+            Key("path", PathType(), PerProfile(default_database_path)),
+        )),
+        Section("circulation", (
+            Key("max_fines", Money("0", "10000"),
+                Decimal(_circulation.max_fines_cents).scaleb(-2)),
+            Key("on_loan_to_other_kiosk", Choice(OnLoanToOther),
+                _circulation.on_loan_to_other_kiosk),
+            Key("on_loan_to_other_desk", Choice(OnLoanToOther),
+                _circulation.on_loan_to_other_desk),
+            Key("online_unknown_item", Choice(UnknownItem), _circulation.online_unknown_item),
+            Key("unknown_item_loan_days", Int(1, 365), _circulation.unknown_item_loan_days),
+            Key("hold_pickup_days", Int(1, 60), _circulation.hold_pickup_days),
+        )),
+        Section("circulation.offline", (
+            Key("max_loans_per_patron", Int(1, 100), _offline.max_loans_per_patron),
+            Key("unknown_item", Choice(UnknownItem), _offline.unknown_item),
+        )),
+    ),
+    profile_key="device.profile",
+    # Where a profile's defaults differ from a key's own default: "section.key" -> value.
+    # For now the profiles differ only in the database path, which PerProfile computes.
+    profile_defaults={profile: {} for profile in PROFILES},
+    fallback_profile="sim",
+)
+
+# What a kiosk without a config file is: the simulated device of the sample county.
+SIM_DOCUMENT: dict[str, Any] = {
+    "device": {"id": _device.id, "branch": _device.branch, "profile": "sim"},
+}
+
+
+def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Settings:
+    """Settings from the complete ``values`` of a problem-free
+    :class:`~kiosk.config.schema.Resolved`."""
+    circulation = dict(values["circulation"])
+    max_fines: Decimal = circulation.pop("max_fines")
+    return Settings(
+        device=DeviceSettings(**values["device"]),
+        database=DatabaseSettings(**values["database"]),
+        circulation=CirculationSettings(
+            max_fines_cents=int(max_fines * 100),
+            offline=OfflineSettings(**values["circulation.offline"]),
+            **circulation,
+        ),
+        source=source,
+    )
