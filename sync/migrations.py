@@ -100,8 +100,8 @@ _INITIAL_SCHEMA = [
         renewals INTEGER NOT NULL DEFAULT 0,
         returned_at TEXT,
         return_branch TEXT,
-        checkout_txn TEXT UNIQUE,
-        checkin_txn TEXT UNIQUE,
+        checkout_txn TEXT,
+        checkin_txn TEXT,
         flags TEXT NOT NULL DEFAULT ''
     ) STRICT""",
     # The database itself guarantees that an item has at most one open loan.
@@ -134,8 +134,10 @@ _INITIAL_SCHEMA = [
         expires_on TEXT,
         CHECK (first_number <= next_number AND next_number <= last_number + 1)
     ) STRICT""",
+    # Every page a checkout touches is another frame written and fsynced before the patron
+    # is told, so the outbox is keyed by (device_id, seq) itself (no rowid, no second
+    # index for that key), and txn ids on loans are evidence, not indexed.
     """CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
         device_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         txn_id TEXT NOT NULL UNIQUE,
@@ -147,12 +149,15 @@ _INITIAL_SCHEMA = [
         hlc INTEGER NOT NULL,
         payload TEXT NOT NULL,
         acked_at TEXT,
-        UNIQUE (device_id, seq)
-    ) STRICT""",
-    "CREATE INDEX outbox_unacked ON outbox(id) WHERE acked_at IS NULL",
-    """CREATE TABLE sequences (
+        PRIMARY KEY (device_id, seq)
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX outbox_unacked ON outbox(device_id, seq) WHERE acked_at IS NULL",
+    # The last seq of each device id this database has used, and the last hybrid logical
+    # clock value, in one small row per device updated with each event.
+    """CREATE TABLE outbox_counters (
         device_id TEXT PRIMARY KEY,
-        last_seq INTEGER NOT NULL
+        last_seq INTEGER NOT NULL,
+        last_hlc INTEGER NOT NULL
     ) STRICT, WITHOUT ROWID""",
     """CREATE TABLE local_state (
         key TEXT PRIMARY KEY,

@@ -3,8 +3,8 @@
 An event is appended inside the same transaction as the change it describes, so the two
 commit together or not at all. Per device, ``seq`` is gap-free (1, 2, 3, ...): it is taken
 from a counter row updated in that same transaction, so a rolled-back change also gives
-its number back. Events stay in the table until the hub acknowledges them; nothing is
-deleted before that.
+its number back; the table's key (device_id, seq) makes a duplicate impossible. Events
+stay in the table until the hub acknowledges them; nothing is deleted before that.
 """
 
 from __future__ import annotations
@@ -40,17 +40,6 @@ def new_txn_id() -> str:
     return uuid.uuid4().hex
 
 
-def _next_hlc(conn: sqlite3.Connection, wall_ns: int) -> int:
-    row = conn.execute("SELECT value FROM local_state WHERE key = 'hlc'").fetchone()
-    hlc = hlc_next(int(row[0]) if row else 0, wall_ns)
-    conn.execute(
-        "INSERT INTO local_state (key, value) VALUES ('hlc', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (hlc,),
-    )
-    return hlc
-
-
 def append(
     conn: sqlite3.Connection,
     *,
@@ -63,21 +52,26 @@ def append(
     """Append one event. Must be called inside the caller's write transaction."""
     if not conn.in_transaction:
         raise RuntimeError("outbox.append must run inside the transaction of its change")
-    row = conn.execute(
-        "INSERT INTO sequences (device_id, last_seq) VALUES (?, 1) "
-        "ON CONFLICT (device_id) DO UPDATE SET last_seq = last_seq + 1 RETURNING last_seq",
-        (device_id,),
-    ).fetchone()
+    # The HLC is one clock for the whole database (the max over every device id it has
+    # been), so renaming a device never moves its clock back.
+    previous = conn.execute("SELECT max(last_hlc) FROM outbox_counters").fetchone()[0] or 0
+    hlc = hlc_next(previous, reading.wall_ns)
+    seq = conn.execute(
+        "INSERT INTO outbox_counters (device_id, last_seq, last_hlc) VALUES (?, 1, ?) "
+        "ON CONFLICT (device_id) DO UPDATE SET last_seq = last_seq + 1,"
+        " last_hlc = excluded.last_hlc RETURNING last_seq",
+        (device_id, hlc),
+    ).fetchone()[0]
     event = Event(
         device_id=device_id,
-        seq=row[0],
+        seq=seq,
         txn_id=txn_id or new_txn_id(),
         kind=kind,
         boot_id=reading.boot_id,
         mono_ns=reading.monotonic_ns,
         wall_ns=reading.wall_ns,
         clock_synced=reading.synchronised,
-        hlc=_next_hlc(conn, reading.wall_ns),
+        hlc=hlc,
         payload=payload,
     )
     conn.execute(
@@ -107,7 +101,7 @@ def _event(row: sqlite3.Row | tuple) -> Event:
 
 def unacknowledged(conn: sqlite3.Connection, limit: int | None = None) -> list[Event]:
     """Events not yet acknowledged by the hub, oldest first."""
-    sql = f"SELECT {_COLUMNS} FROM outbox WHERE acked_at IS NULL ORDER BY id"
+    sql = f"SELECT {_COLUMNS} FROM outbox WHERE acked_at IS NULL ORDER BY device_id, seq"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return [_event(r) for r in conn.execute(sql)]

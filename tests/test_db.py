@@ -325,7 +325,6 @@ def test_check_finds_broken_invariants(world):
     world.circulation().checkout("C1", "B1")
     assert maintenance.check(world.cache).ok
     world.sql("UPDATE patrons SET loan_count = 5 WHERE id = ?", pid)
-    world.sql("DELETE FROM sequences")
     world.sql("UPDATE outbox SET seq = 7")
     world.sql("INSERT INTO outbox (device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns,"
               " clock_synced, hlc, payload) VALUES ('test-01', 9, 'x', 'k', 'b', 1, 1, 0, 1, '{}')")

@@ -47,16 +47,17 @@ def _init(app: App) -> int:
         if app.args.sample:
             from sync import sample
 
-            def progress(table: str, rows: int) -> None:
+            def progress(table: str, done: int, total: int) -> None:
                 if not app.json and sys.stderr.isatty():
-                    print(f"\r{table}: {rows:,}", end="", file=sys.stderr, flush=True)
+                    print(f"\r{table}: {done:,} / {total:,}\033[K", end="", file=sys.stderr,
+                          flush=True)
 
             info = sample.load(cache, app.args.sample, progress=progress)
             if not app.json and sys.stderr.isatty():
                 print(file=sys.stderr)
             result["sample"] = app.args.sample
-            result["counts"] = info.counts
-            result["edge_cases"] = info.edge_cases
+            result["counts"] = dict(info.counts)
+            result["edge_cases"] = dict(info.edge_cases)
     if app.json:
         app.emit_json(result)
     else:

@@ -1,0 +1,28 @@
+"""`kiosk demo` runs the real commands on the sample county and leaves a consistent cache."""
+
+from __future__ import annotations
+
+import json
+
+from kiosk.cli import main
+from sync import db, sample
+from tests.invariants import violations
+
+
+def test_demo_walkthrough(tmp_path, capsys):
+    assert main(["--lang", "en", "demo", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("✔ Lent") == 3
+    assert "your card has expired" in out and "is not for loan" in out
+    assert "belongs to 县图书馆" in out
+    assert f"locker {sample.EDGE_CASES['ready_hold_locker']}" in out
+    assert "5 transactions wait" in out
+    with db.Cache.open(tmp_path / "demo.db") as cache:
+        assert violations(cache.conn) == []
+        kinds = [r[0] for r in cache.conn.execute("SELECT kind FROM outbox ORDER BY seq")]
+    assert kinds == ["checkout", "checkout", "checkout", "checkin", "pickup"]
+    # Running it again starts from a fresh database.
+    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert main(["--db", str(tmp_path / "demo.db"), "queue", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["depth"] == 5
