@@ -12,7 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sync.circulation import Identity
-from sync.policy import OfflineLimits, OnLoanToOther, Policy, Station, UnknownItem
+from sync.policy import OfflineLimits, Policy, Station
 
 PROFILES = ("24h-space", "van", "sim")
 
@@ -43,21 +43,10 @@ class DatabaseSettings:
     path: Path = field(default_factory=lambda: default_database_path("sim"))
 
 
-@dataclass(frozen=True)
-class OfflineSettings:
-    max_loans_per_patron: int = 10
-    unknown_item: UnknownItem = UnknownItem.LEND_AND_FLAG
-
-
-@dataclass(frozen=True)
-class CirculationSettings:
-    max_fines_cents: int = 1000
-    on_loan_to_other_kiosk: OnLoanToOther = OnLoanToOther.REFUSE
-    on_loan_to_other_desk: OnLoanToOther = OnLoanToOther.RETURN_THEN_LEND
-    online_unknown_item: UnknownItem = UnknownItem.REFUSE
-    unknown_item_loan_days: int = 14
-    hold_pickup_days: int = 7
-    offline: OfflineSettings = field(default_factory=OfflineSettings)
+# The [circulation] section is the library's policy itself: one dataclass, no copy to keep
+# in step.
+CirculationSettings = Policy
+OfflineSettings = OfflineLimits
 
 
 @dataclass(frozen=True)
@@ -68,19 +57,7 @@ class Settings:
     source: Path | None = None
 
     def policy(self) -> Policy:
-        c = self.circulation
-        return Policy(
-            max_fines_cents=c.max_fines_cents,
-            on_loan_to_other_kiosk=c.on_loan_to_other_kiosk,
-            on_loan_to_other_desk=c.on_loan_to_other_desk,
-            online_unknown_item=c.online_unknown_item,
-            unknown_item_loan_days=c.unknown_item_loan_days,
-            hold_pickup_days=c.hold_pickup_days,
-            offline=OfflineLimits(
-                max_loans_per_patron=c.offline.max_loans_per_patron,
-                unknown_item=c.offline.unknown_item,
-            ),
-        )
+        return self.circulation
 
     def identity(self, station: Station = Station.KIOSK) -> Identity:
         return Identity(
