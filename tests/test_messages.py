@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from drivers import errors as driver_errors
+from hardware import roles
 from kiosk.messages import DEFAULT_LANGUAGE, Catalogue, available, choose_language, placeholders
 from kiosk.messages import texts as catalogue_texts
 from sync import errors
@@ -36,7 +38,9 @@ def test_every_language_has_every_key_with_the_same_placeholders(language):
 def _keys_used_in_code() -> set[str]:
     """Literal keys passed to t()/say()/warn() and message_key class attributes."""
     used: set[str] = set()
-    for path in [*ROOT.glob("kiosk/**/*.py"), *ROOT.glob("sync/**/*.py")]:
+    paths = [p for package in ("kiosk", "sync", "hardware", "drivers")
+             for p in ROOT.glob(f"{package}/**/*.py")]
+    for path in paths:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and node.args:
@@ -63,8 +67,10 @@ def test_every_dynamic_circulation_key_exists():
     wanted |= {f"circ.{a}.ok" for a in Action}
     wanted |= {f"circ.flag.{f}" for f in Flag} | {f"circ.route.{k}" for k in RouteKind}
     wanted |= {"circ.offer.renew"}
-    wanted |= {cls.message_key for cls in vars(errors).values()
-               if isinstance(cls, type) and issubclass(cls, errors.CacheError)}
+    for module, root in ((errors, errors.CacheError), (driver_errors, driver_errors.DriverError),
+                         (roles, roles.HardwareError)):
+        wanted |= {cls.message_key for cls in vars(module).values()
+                   if isinstance(cls, type) and issubclass(cls, root)}
     assert sorted(wanted - known) == []
 
 

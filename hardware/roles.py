@@ -1,0 +1,153 @@
+"""Device roles: what the kiosk asks of a card reader and a book-tag reader.
+
+A role is an abstract class; a backend wraps one driver (and its transport) and implements
+it. Backends MUST implement every abstract method; they MAY override the ones with a
+default (which raise :class:`NotSupported`). Every method may raise the errors of
+:mod:`drivers.errors` (each names the device) and :class:`DeviceOffline` while the device is
+unplugged; none may block for longer than the backend's configured timeout.
+Roles are context managers; ``close()`` is idempotent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+
+
+class HardwareError(Exception):
+    """Root of the hardware layer's own errors (drivers raise :class:`DriverError`)."""
+
+    message_key = "device.error"
+
+    def __init__(self, device: str, detail: str, **params: object) -> None:
+        super().__init__(f"{device}: {detail}")
+        self.device = device
+        self.params = {"device": device, "detail": detail, **params}
+
+
+class DeviceOffline(HardwareError, ConnectionError):
+    """The device is unplugged or not answering; it is being reconnected in the background."""
+
+    message_key = "device.offline"
+
+
+class NotSupported(HardwareError, NotImplementedError):
+    """This backend cannot do that (for example EAS on a reader without NXP commands)."""
+
+    message_key = "device.not_supported"
+
+
+class SecurityNotSet(HardwareError):
+    """The security flag was written but did not read back as written: the gate would
+    still alarm (or stay silent). The loan or return must not be reported as done."""
+
+    message_key = "device.security_not_set"
+
+
+@dataclass(frozen=True)
+class TagInField:
+    """An ISO 15693 tag seen by an inventory. ``uid`` is the 8-byte UID as ISO 15693 prints
+    it (most significant byte, 0xE0, first)."""
+
+    uid: bytes
+    dsfid: int
+
+    @property
+    def uid_hex(self) -> str:
+        return self.uid.hex().upper()
+
+
+@dataclass(frozen=True)
+class TagSystemInfo:
+    uid: bytes
+    dsfid: int | None
+    afi: int | None
+    block_size: int | None
+    block_count: int | None
+
+
+@dataclass(frozen=True)
+class CardInField:
+    """An ISO 14443A card: 4-, 7- or 10-byte UID, SAK and ATQA."""
+
+    uid: bytes
+    sak: int
+    atqa: bytes
+
+    @property
+    def uid_hex(self) -> str:
+        return self.uid.hex().upper()
+
+
+class _Role(ABC):
+    name: str
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the device; idempotent."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, object]:
+        """What the device says it is (model, firmware) — asks the device."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+class TagReader(_Role):
+    """Reads and writes ISO 15693 book tags on the pad (ISO 28560 data, AFI, EAS)."""
+
+    @abstractmethod
+    def inventory(self) -> list[TagInField]:
+        """Every tag in the field now (empty list when none)."""
+
+    @abstractmethod
+    def read_blocks(self, uid: bytes, first: int, count: int) -> bytes:
+        """``count`` blocks from block ``first``, in the tag's own byte order."""
+
+    @abstractmethod
+    def write_blocks(self, uid: bytes, first: int, data: bytes) -> None:
+        """Write whole blocks from block ``first``; ``data`` is a multiple of the block size."""
+
+    @abstractmethod
+    def system_info(self, uid: bytes) -> TagSystemInfo:
+        """The tag's DSFID, AFI and memory layout."""
+
+    @abstractmethod
+    def write_afi(self, uid: bytes, afi: int) -> None:
+        """Write the AFI. Backends never offer Lock AFI: a locked AFI cannot be flipped
+        again, and the security flag would be stuck for the book's life."""
+
+    def set_eas(self, uid: bytes, on: bool) -> None:
+        raise NotSupported(self.name, "EAS commands")
+
+    def eas_alarm(self, uid: bytes) -> bool:
+        raise NotSupported(self.name, "EAS commands")
+
+    def rf_reset(self) -> None:
+        """Switch the field off and on (tags forget their state)."""
+
+
+class CardReader(_Role):
+    """Reads patron cards; a card writer also writes library-card numbers."""
+
+    @abstractmethod
+    def poll(self) -> CardInField | None:
+        """The card in the field now, or None."""
+
+    @abstractmethod
+    def read_card_number(self, card: CardInField) -> str | None:
+        """The library-card number stored on the card (MIFARE Classic block), or None when
+        the card carries none (the UID is then the card's identity)."""
+
+    def write_card_number(self, card: CardInField, number: str) -> None:
+        raise NotSupported(self.name, "writing cards")
+
+    @abstractmethod
+    def self_test(self) -> dict[str, object]:
+        """Run the device's own self-test; raise :class:`drivers.errors.SelfTestFailed`."""
