@@ -528,6 +528,7 @@ BAD_FILES = [
     DEVICE + "timezone = 'Mars/Base'\nlanguage = 'zh-cn'\n[circulation]\nmax_fines = 1.001\n",
     "[device]\nid = 1\n",
     "x = = 1\n",
+    DEVICE + "[card_reader]\ncard_block = 7\n[security]\nafi_on_shelf = 0x07\nafi_on_loan = 7\n",
 ]
 
 
@@ -719,3 +720,34 @@ def test_bool_type(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.Monke
     code, out, _ = run(capsys, "--config", str(path), "config", "show")
     assert code == exitcodes.OK
     assert "enabled = false" in out.splitlines() and "cut = true  # default" in out.splitlines()
+
+
+# --- devices ------------------------------------------------------------------------------
+
+
+def test_device_defaults_follow_the_profile(tmp_path: Path) -> None:
+    van = config.load(write(tmp_path, DEVICE)).hardware
+    assert van.tag_reader.url == "/dev/kiosk-tag-reader" and van.card_reader.spi == "0.0"
+    assert van.gpio.factory == "lgpio"
+    sim = config.load(None).hardware
+    assert sim.tag_reader.simulated and sim.card_reader.simulated and sim.gpio.factory == "mock"
+
+
+def test_device_keys_are_checked_across_keys_with_lines(tmp_path: Path) -> None:
+    text = DEVICE + ("[tag_reader]\nurl = 'COM3'\nparity = 'even'\n"
+                     "[card_reader]\ncard_block = 3\nkey = 'FFFF'\n"
+                     "[security]\nafi_on_shelf = 0xC2\nafi_on_loan = 0xC2\n")
+    got = found(tmp_path, text)
+    assert [(line, key) for line, key, _ in got] == [
+        (6, "tag_reader.url"), (7, "tag_reader.parity"), (9, "card_reader.card_block"),
+        (10, "card_reader.key"), (13, "security.afi_on_loan")]
+    assert [m for _, _, m in got][2::2] == ["config.problem.card_block",
+                                           "config.problem.afi_same"]
+
+
+def test_afi_written_in_hex_and_card_key_masked(capsys, tmp_path: Path) -> None:
+    path = write(tmp_path, DEVICE + "[security]\nafi_on_loan = 0xC3\n"
+                 "[card_reader]\nkey = 'A0A1A2A3A4A5'\n")
+    assert config.load(path).hardware.security.afi_on_loan == 0xC3
+    code, out, _ = run(capsys, "--config", str(path), "config", "show")
+    assert code == 0 and "A0A1A2A3A4A5" not in out and "key = " in out

@@ -51,13 +51,20 @@ class Key:
         return self.default is REQUIRED
 
 
+# A check across the keys of one section: (key name, message key, params) per problem.
+CrossCheck = Callable[[Mapping[str, Any]], list[tuple[str, str, dict[str, Any]]]]
+
+
 @dataclass(frozen=True)
 class Section:
     """A TOML table of keys; ``name`` is dotted for a table inside another
-    (``circulation.offline`` is ``[circulation.offline]``)."""
+    (``circulation.offline`` is ``[circulation.offline]``). ``check``, if given, runs on the
+    section's converted values (rules between keys); a key whose own value was wrong is
+    absent from them, so a check must look only at the keys it finds."""
 
     name: str
     keys: tuple[Key, ...]
+    check: CrossCheck | None = None
 
     @property
     def parts(self) -> tuple[str, ...]:
@@ -212,6 +219,9 @@ class _Check:
                     self.problem(parts, "config.problem.missing")
                 else:
                     got[key.name] = default
+            if section.check is not None:
+                for name, message_key, params in section.check(got):
+                    self.problem((*section.parts, name), message_key, **params)
         self.unread(self.doc, ())
         return Resolved(values, given, self.problems, profile)
 

@@ -9,10 +9,21 @@ defaults of a file and of ``Settings()`` cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hardware.specs import (
+    SIMULATED,
+    CardReaderSpec,
+    GpioFactory,
+    GpioSpec,
+    HardwareSpec,
+    SecurityMode,
+    SecurityPolicy,
+    TagReaderSpec,
+)
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -32,6 +43,32 @@ DEVICE_ID = r"[a-z0-9][a-z0-9-]{1,31}"
 ISIL = r"[A-Z]{1,4}-[A-Za-z0-9:/-]{1,11}"
 
 _device = DeviceSettings()
+_tags = TagReaderSpec()
+_cards = CardReaderSpec()
+_security = SecurityPolicy()
+
+# Stable names given by the udev rules in systemd/ (see docs/wiring-*.md).
+TAG_READER_PATH = "/dev/kiosk-tag-reader"
+
+
+def _real_or_sim(real: str) -> PerProfile:
+    return PerProfile(lambda profile: SIMULATED if profile == "sim" else real)
+
+
+def _check_card_reader(values: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    # Block 0 is the manufacturer block; every fourth block is a sector trailer holding the
+    # keys and access bits: writing a card number there would lock the sector for good.
+    block = values.get("card_block")
+    if block is not None and block % 4 == 3:
+        return [("card_block", "config.problem.card_block", {"value": block})]
+    return []
+
+
+def _check_security(values: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    if "afi_on_loan" in values and values.get("afi_on_shelf") == values["afi_on_loan"]:
+        return [("afi_on_loan", "config.problem.afi_same", {"value": values["afi_on_loan"]})]
+    return []
+
 _circulation = CirculationSettings()
 _offline = OfflineSettings()
 
@@ -62,6 +99,34 @@ SCHEMA = Schema(
             Key("max_loans_per_patron", Int(1, 100), _offline.max_loans_per_patron),
             Key("unknown_item", Choice(UnknownItem), _offline.unknown_item),
         )),
+        Section("tag_reader", (
+            Key("driver", Choice(("feig",)), _tags.driver),
+            Key("url", Str(r"sim|/dev/\S+|[a-z]+://\S+", example=TAG_READER_PATH),
+                _real_or_sim(TAG_READER_PATH)),
+            Key("baudrate", Int(1200, 921600), _tags.baudrate),
+            Key("parity", Choice(("N", "E", "O")), _tags.parity),
+            Key("address", Int(0, 255), _tags.address),
+            Key("timeout_ms", Int(50, 10000), _tags.timeout_ms),
+        )),
+        Section("card_reader", (
+            Key("driver", Choice(("mfrc522",)), _cards.driver),
+            Key("spi", Str(r"sim|[0-9]\.[0-9]", example="0.0"), _real_or_sim("0.0")),
+            Key("spi_hz", Int(100_000, 10_000_000), _cards.spi_hz),
+            Key("reset_pin", Int(0, 27), _cards.reset_pin),
+            Key("card_block", Int(1, 62), _cards.card_block),
+            Key("key", Str(r"[0-9A-Fa-f]{12}", example="FFFFFFFFFFFF"), _cards.key,
+                secret=True),
+            Key("key_type", Choice(("A", "B")), _cards.key_type),
+        ), check=_check_card_reader),
+        Section("gpio", (
+            Key("factory", Choice(GpioFactory),
+                PerProfile(lambda p: GpioFactory.MOCK if p == "sim" else GpioFactory.LGPIO)),
+        )),
+        Section("security", (
+            Key("mode", Choice(SecurityMode), _security.mode),
+            Key("afi_on_shelf", Int(0, 255), _security.afi_on_shelf),
+            Key("afi_on_loan", Int(0, 255), _security.afi_on_loan),
+        ), check=_check_security),
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
@@ -88,6 +153,12 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
             max_fines_cents=int(max_fines * 100),
             offline=OfflineSettings(**values["circulation.offline"]),
             **circulation,
+        ),
+        hardware=HardwareSpec(
+            tag_reader=TagReaderSpec(**values["tag_reader"]),
+            card_reader=CardReaderSpec(**values["card_reader"]),
+            gpio=GpioSpec(**values["gpio"]),
+            security=SecurityPolicy(**values["security"]),
         ),
         source=source,
     )

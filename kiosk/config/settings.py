@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from hardware.specs import HardwareSpec
 from sync.circulation import Identity
 from sync.policy import OfflineLimits, Policy, Station
 
@@ -54,6 +55,7 @@ class Settings:
     device: DeviceSettings = field(default_factory=DeviceSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     circulation: CirculationSettings = field(default_factory=CirculationSettings)
+    hardware: HardwareSpec = field(default_factory=HardwareSpec)
     source: Path | None = None
 
     def policy(self) -> Policy:
