@@ -23,6 +23,7 @@ if str(HERE.parent) not in sys.path:
 
 import bulk  # noqa: E402
 import latency  # noqa: E402
+import rfid  # noqa: E402
 
 from sync import db as sync_db  # noqa: E402
 
@@ -41,6 +42,7 @@ TARGETS = {
     "checkout.p99": [("value", "<", 5.0), ("ratio", "<", 3.0)],
     "bulk_load.rows_per_s": [("ratio", ">=", 0.5)],
     "bulk_load.peak_rss": [("value", "<", 150.0)],
+    "rfid.pad10.wall": [("ratio", "<", 1.3)],
 }
 
 
@@ -149,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     print("timing the same with SQLite's default checkpointing, for comparison ...", flush=True)
     sqlite_way = latency.measure(db, args.workdir, spec["rounds"], idle_checkpoint=False)
     figures = latency_figures(kiosk_way, sqlite_way) + figures
+    print("timing 10 tags on the simulated pad (38400 baud 8E1) ...", flush=True)
+    figures += rfid.figures()
     if not args.keep:
         bulk.remove_db(db)
         bulk.remove_db(args.workdir / "baseline-commit.db")

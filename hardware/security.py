@@ -26,6 +26,7 @@ class SecurityPolicy:
     afi_on_loan: int = 0xC2
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", SecurityMode(self.mode))
         for value in (self.afi_on_shelf, self.afi_on_loan):
             if not 0 <= value <= 0xFF:
                 raise ValueError(f"AFI 0x{value:X} is not a byte")

@@ -16,7 +16,10 @@ RUN = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 KEYS = {"name", "value", "unit", "baseline", "ratio"}
 NAMES = {"checkout.p50", "checkout.p99", "checkin.p50", "checkin.p99",
          "bulk_load.rows_per_s", "bulk_load.seconds", "bulk_load.rows", "bulk_load.peak_rss",
-         "idle_checkpoint.p99", "checkout.p99.sqlite_default_checkpoint"}
+         "idle_checkpoint.p99", "checkout.p99.sqlite_default_checkpoint",
+         "rfid.pad10.wall", "rfid.pad10.lower_bound", "rfid.pad10.serial_bound",
+         "rfid.pad10.rf_bound", "rfid.pad10.sim_processing", "rfid.pad10.serial_bytes",
+         "rfid.pad10.commands", "rfid.pad10.wall_spread"}
 
 pytestmark = pytest.mark.bench
 

@@ -1,0 +1,117 @@
+"""Building the kiosk's devices from their specs, simulators included.
+
+For a spec that says ``sim``, the simulator is started here (a FEIG reader on a
+pseudo-terminal, an MFRC522 chip behind an SPI object) and the REAL driver is connected to
+it exactly as it would be to the hardware; :class:`Devices` keeps the simulators so the
+daemon's ``kiosk sim ...`` commands and the tests can act on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardware.card_reader import Mfrc522CardReader, spidev_opener
+from hardware.link import StateListener
+from hardware.roles import CardReader, TagReader
+from hardware.specs import CardReaderSpec, GpioFactory, HardwareSpec, TagReaderSpec
+from hardware.tag_reader import FeigTagReader
+
+
+def pin_factory(kind: GpioFactory) -> Any:
+    """A gpiozero pin factory. Passed to each device, never set process-wide."""
+    if kind is GpioFactory.MOCK:
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    if kind is GpioFactory.LGPIO:
+        from gpiozero.pins.lgpio import LGPIOFactory
+
+        return LGPIOFactory()
+    from gpiozero.pins.rpigpio import RPiGPIOFactory
+
+    return RPiGPIOFactory()
+
+
+@dataclass
+class Simulators:
+    """The simulated devices behind a simulated kiosk (None where a real device is used)."""
+
+    tag_pad: Any = None
+    card_chip: Any = None
+
+    def stop(self) -> None:
+        if self.tag_pad is not None:
+            self.tag_pad.stop()
+
+
+@dataclass
+class Devices:
+    tag_reader: TagReader
+    card_reader: CardReader
+    sims: Simulators = field(default_factory=Simulators)
+    pins: Any = None
+
+    def close(self) -> None:
+        """Every device to its safe state and closed, then the simulators stopped. Each step
+        runs even if an earlier one fails."""
+        for step in (self.card_reader.close, self.tag_reader.close, self.sims.stop):
+            with contextlib.suppress(Exception):
+                step()
+        if self.pins is not None:
+            with contextlib.suppress(Exception):
+                self.pins.close()
+
+    def __enter__(self) -> Devices:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def tag_reader(spec: TagReaderSpec, runtime_dir: Path, *,
+               on_change: StateListener | None = None) -> tuple[FeigTagReader, Any]:
+    """The tag reader of ``spec`` and its simulator (None for a real reader). Not started."""
+    simulator = None
+    url = spec.url
+    if spec.simulated:
+        from hardware.sim.feig import FeigSimulator
+
+        simulator = FeigSimulator(runtime_dir, baud=spec.baudrate, address=spec.address)
+        simulator.start()
+        url = str(simulator.path)
+    return FeigTagReader(spec, url, on_change=on_change), simulator
+
+
+def card_reader(spec: CardReaderSpec, pins: Any, *,
+                on_change: StateListener | None = None) -> tuple[Mfrc522CardReader, Any]:
+    """The card reader of ``spec`` and its simulated chip (None for a real one). Not started."""
+    from gpiozero import DigitalOutputDevice
+
+    line = DigitalOutputDevice(spec.reset_pin, pin_factory=pins, initial_value=True)
+    if spec.simulated:
+        from hardware.sim.mfrc522 import SimulatedMFRC522
+        from hardware.sim.wire import ResetWire
+
+        chip = SimulatedMFRC522()
+        reader = Mfrc522CardReader(spec, lambda: (chip, lambda: None), where="sim",
+                                   reset=ResetWire(line, chip), on_change=on_change)
+        return reader, chip
+    return (Mfrc522CardReader(spec, spidev_opener(spec), where=f"spi{spec.spi}",
+                              reset=line, on_change=on_change), None)
+
+
+def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | None = None,
+          wait: float = 2.0) -> Devices:
+    """Every device of ``spec``, started (each waits up to ``wait`` s for its device and
+    otherwise keeps connecting in the background: a missing reader never stops the kiosk)."""
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    pins = pin_factory(spec.gpio.factory)
+    tags, pad = tag_reader(spec.tag_reader, runtime_dir, on_change=on_change)
+    cards, chip = card_reader(spec.card_reader, pins, on_change=on_change)
+    devices = Devices(tags, cards, Simulators(pad, chip), pins)
+    for device in (tags, cards):
+        device.start(wait=wait)
+    return devices

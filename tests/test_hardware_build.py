@@ -1,0 +1,28 @@
+"""Building the simulated kiosk's devices from the default (sim) config."""
+
+from __future__ import annotations
+
+from hardware import build
+from hardware.specs import HardwareSpec, TagReaderSpec
+from kiosk.config import load
+
+
+def test_sim_profile_builds_online_devices_on_real_drivers(tmp_path):
+    spec = load(None).hardware
+    with build.build(spec, tmp_path) as devices:
+        assert devices.tag_reader.link.online and devices.card_reader.link.online
+        assert devices.tag_reader.url == str(devices.sims.tag_pad.path)
+        assert devices.card_reader.describe()["version"] == "0x92"
+        reset = devices.card_reader._reset
+        assert reset.line.value == 1
+    # Safe state on close: the chip held in power-down by its reset line, the pad stopped.
+    assert reset.chip._powered is False
+    assert not devices.sims.tag_pad.plugged
+
+
+def test_a_missing_reader_does_not_stop_the_build(tmp_path):
+    spec = HardwareSpec(tag_reader=TagReaderSpec(url=str(tmp_path / "no-such-tty")))
+    with build.build(spec, tmp_path, wait=0.2) as devices:
+        assert not devices.tag_reader.link.online
+        assert "no-such-tty" in devices.tag_reader.link.last_error
+        assert devices.card_reader.link.online
