@@ -26,3 +26,31 @@ def test_a_missing_reader_does_not_stop_the_build(tmp_path):
         assert not devices.tag_reader.link.online
         assert "no-such-tty" in devices.tag_reader.link.last_error
         assert devices.card_reader.link.online
+
+
+def test_an_unplugged_tag_reader_does_not_stop_the_card_reader(tmp_path):
+    import time
+
+    import pytest
+
+    from drivers.errors import DriverError
+    from hardware.roles import DeviceOffline
+    from hardware.sim.mfrc522 import VirtualCard
+
+    with build.build(load(None).hardware, tmp_path) as devices:
+        devices.sims.card_chip.place(VirtualCard(bytes.fromhex("A1B2C3D4")))
+        devices.sims.tag_pad.unplug()
+        with pytest.raises((DriverError, DeviceOffline)):
+            devices.tag_reader.inventory()
+        while devices.tag_reader.link.online:
+            with pytest.raises((DriverError, DeviceOffline)):
+                devices.tag_reader.inventory()
+        start = time.monotonic()
+        for _ in range(20):
+            assert devices.card_reader.poll().uid_hex == "A1B2C3D4"
+            with pytest.raises(DeviceOffline):
+                devices.tag_reader.inventory()
+        assert time.monotonic() - start < 1.0
+        devices.sims.tag_pad.replug()
+        assert devices.tag_reader.link.wait_online(5)
+        assert devices.tag_reader.inventory() == []
