@@ -9,6 +9,7 @@ daemon's ``kiosk sim ...`` commands and the tests can act on them.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,13 @@ from typing import Any
 from hardware.card_reader import Mfrc522CardReader, spidev_opener
 from hardware.link import StateListener
 from hardware.roles import CardReader, TagReader
-from hardware.specs import CardReaderSpec, GpioFactory, HardwareSpec, TagReaderSpec
+from hardware.specs import (
+    CARD_READER_DRIVERS,
+    CardReaderSpec,
+    GpioFactory,
+    HardwareSpec,
+    TagReaderSpec,
+)
 from hardware.tag_reader import FeigTagReader
 
 
@@ -71,18 +78,25 @@ class Devices:
         self.close()
 
 
+def _feig_simulator(spec: TagReaderSpec, runtime_dir: Path) -> Any:
+    from hardware.sim.feig import FeigSimulator
+
+    return FeigSimulator(runtime_dir, baud=spec.baudrate, address=spec.address).start()
+
+
+# Backends by the driver name a config gives: (role class, simulator factory).
+TAG_READERS: dict[str, tuple[type, Callable[[TagReaderSpec, Path], Any]]] = {
+    "feig": (FeigTagReader, _feig_simulator),
+}
+
+
 def tag_reader(spec: TagReaderSpec, runtime_dir: Path, *,
                on_change: StateListener | None = None) -> tuple[FeigTagReader, Any]:
     """The tag reader of ``spec`` and its simulator (None for a real reader). Not started."""
-    simulator = None
-    url = spec.url
-    if spec.simulated:
-        from hardware.sim.feig import FeigSimulator
-
-        simulator = FeigSimulator(runtime_dir, baud=spec.baudrate, address=spec.address)
-        simulator.start()
-        url = str(simulator.path)
-    return FeigTagReader(spec, url, on_change=on_change), simulator
+    role, simulate = TAG_READERS[spec.driver]
+    simulator = simulate(spec, runtime_dir) if spec.simulated else None
+    url = str(simulator.path) if simulator is not None else spec.url
+    return role(spec, url, on_change=on_change), simulator
 
 
 def card_reader(spec: CardReaderSpec, pins: Any, *,
@@ -90,6 +104,8 @@ def card_reader(spec: CardReaderSpec, pins: Any, *,
     """The card reader of ``spec`` and its simulated chip (None for a real one). Not started."""
     from gpiozero import DigitalOutputDevice
 
+    if spec.driver not in CARD_READER_DRIVERS:
+        raise ValueError(f"no card reader driver {spec.driver!r}")
     line = DigitalOutputDevice(spec.reset_pin, pin_factory=pins, initial_value=True)
     if spec.simulated:
         from hardware.sim.mfrc522 import SimulatedMFRC522

@@ -15,6 +15,10 @@ from hardware.security import SecurityMode, SecurityPolicy
 
 SIMULATED = "sim"
 
+# Driver names a config may give; hardware.build maps each to its backend.
+TAG_READER_DRIVERS = ("feig",)
+CARD_READER_DRIVERS = ("mfrc522",)
+
 
 class GpioFactory(StrEnum):
     """gpiozero pin factories: lgpio works on every Pi (5 included); rpigpio for old
@@ -71,5 +75,7 @@ class HardwareSpec:
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
 
 
-__all__ = ["SIMULATED", "CardReaderSpec", "GpioFactory", "GpioSpec", "HardwareSpec",
-           "SecurityMode", "SecurityPolicy", "TagReaderSpec"]
+__all__ = [
+    "CARD_READER_DRIVERS", "SIMULATED", "TAG_READER_DRIVERS", "CardReaderSpec", "GpioFactory",
+    "GpioSpec", "HardwareSpec", "SecurityMode", "SecurityPolicy", "TagReaderSpec",
+]

@@ -54,3 +54,9 @@ def test_an_unplugged_tag_reader_does_not_stop_the_card_reader(tmp_path):
         devices.sims.tag_pad.replug()
         assert devices.tag_reader.link.wait_online(5)
         assert devices.tag_reader.inventory() == []
+
+
+def test_every_configurable_driver_has_a_backend():
+    from hardware.specs import TAG_READER_DRIVERS
+
+    assert set(build.TAG_READERS) == set(TAG_READER_DRIVERS)

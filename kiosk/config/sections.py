@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from hardware.specs import (
+    CARD_READER_DRIVERS,
     SIMULATED,
+    TAG_READER_DRIVERS,
     CardReaderSpec,
     GpioFactory,
     GpioSpec,
@@ -100,7 +102,7 @@ SCHEMA = Schema(
             Key("unknown_item", Choice(UnknownItem), _offline.unknown_item),
         )),
         Section("tag_reader", (
-            Key("driver", Choice(("feig",)), _tags.driver),
+            Key("driver", Choice(TAG_READER_DRIVERS), _tags.driver),
             Key("url", Str(r"sim|/dev/\S+|[a-z]+://\S+", example=TAG_READER_PATH),
                 _real_or_sim(TAG_READER_PATH)),
             Key("baudrate", Int(1200, 921600), _tags.baudrate),
@@ -109,7 +111,7 @@ SCHEMA = Schema(
             Key("timeout_ms", Int(50, 10000), _tags.timeout_ms),
         )),
         Section("card_reader", (
-            Key("driver", Choice(("mfrc522",)), _cards.driver),
+            Key("driver", Choice(CARD_READER_DRIVERS), _cards.driver),
             Key("spi", Str(r"sim|[0-9]\.[0-9]", example="0.0"), _real_or_sim("0.0")),
             Key("spi_hz", Int(100_000, 10_000_000), _cards.spi_hz),
             Key("reset_pin", Int(0, 27), _cards.reset_pin),
