@@ -24,9 +24,10 @@ bench: setup
 bench-quick: setup
 	$(PY) benchmarks/run.py --size quick
 
-# The long crash and property runs that CI runs in a bounded version.
+# The whole suite with the long versions of the crash test (2,000 kills), the property
+# tests and the fuzzers (KIOSK_SOAK makes each of them run longer); CI runs the bounded ones.
 soak: setup
-	KIOSK_SOAK=1 .venv/bin/pytest -m soak -p no:cacheprovider
+	KIOSK_SOAK=1 .venv/bin/pytest -p no:cacheprovider --timeout 3600
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .hypothesis
