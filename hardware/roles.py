@@ -151,3 +151,119 @@ class CardReader(_Role):
     @abstractmethod
     def self_test(self) -> dict[str, object]:
         """Run the device's own self-test; raise :class:`drivers.errors.SelfTestFailed`."""
+
+
+class DoorNotOpened(HardwareError, TimeoutError):
+    """A latch was released but its door sensor never saw the door open within the bound:
+    the latch may be jammed, the sensor wire cut, or nobody pushed the door."""
+
+    message_key = "device.door_not_opened"
+
+
+class PrinterProblem(HardwareError):
+    """The printer cannot print now; ``params['problems']`` lists what its status said
+    (paper_out, cover_open, offline, cutter_error, ...). Nothing was printed, or not all:
+    the caller must report the receipt as not printed."""
+
+    message_key = "device.printer_problem"
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    """A latch pulse that opened a door: when the sensor saw it open, after the pulse began."""
+
+    name: str
+    opened_after_s: float
+
+
+class Locker(_Role):
+    """A bank (or several) of locker slots, each a latch and a door sensor on GPIO.
+
+    Backends MUST keep every latch released (locked) except during a bounded pulse, never
+    energise more than the configured number of latches of one bank at once, and report a
+    slot as opened only when its sensor saw the door open. ``close()`` leaves every latch in
+    its safe (locked) state.
+    """
+
+    @property
+    @abstractmethod
+    def slots(self) -> list[str]:
+        """Slot names, e.g. ``A01``."""
+
+    @abstractmethod
+    def open(self, slot: str, timeout: float | None = None) -> OpenResult:
+        """Release ``slot``'s latch and wait for its sensor to see the door open. Raises
+        :class:`DoorNotOpened` when it does not within ``timeout`` (the configured bound)."""
+
+    @abstractmethod
+    def is_open(self, slot: str) -> bool:
+        """What the slot's (debounced) door sensor says now."""
+
+    @abstractmethod
+    def wait_closed(self, slot: str, timeout: float) -> bool:
+        """Wait until the slot's door is closed; False if still open after ``timeout``."""
+
+
+class Door(_Role):
+    """The entrance door of a 24-hour space: a latch and a door sensor. Same rules as a
+    locker slot; ``left_open`` says the door has stayed open longer than allowed."""
+
+    @abstractmethod
+    def open(self, timeout: float | None = None) -> OpenResult:
+        """Release the latch and wait for the sensor to see the door open."""
+
+    @abstractmethod
+    def is_open(self) -> bool:
+        """What the (debounced) sensor says now."""
+
+    @abstractmethod
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until the door is closed; False if still open after ``timeout``."""
+
+    @property
+    @abstractmethod
+    def left_open(self) -> bool:
+        """The door has been open longer than the configured limit (an alarm state)."""
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """A receipt printer's state from its real-time status (ESC/POS DLE EOT 1-4)."""
+
+    online: bool
+    cover_open: bool = False
+    paper_near_end: bool = False
+    paper_out: bool = False
+    cutter_error: bool = False
+    unrecoverable_error: bool = False
+    autorecoverable_error: bool = False
+    feed_button: bool = False
+
+    @property
+    def problems(self) -> list[str]:
+        """What stops printing now, as names (empty when the printer can print)."""
+        names = [name for name in ("cover_open", "paper_out", "cutter_error",
+                                   "unrecoverable_error", "autorecoverable_error")
+                 if getattr(self, name)]
+        if not self.online and not names:
+            names.append("offline")
+        return names
+
+    @property
+    def ready(self) -> bool:
+        return not self.problems
+
+
+class ReceiptPrinter(_Role):
+    """A receipt printer. ``print_receipt`` takes a document of the ESC/POS driver's items
+    (text, QR code, feed, cut) and returns only when the printer took it with a good status;
+    otherwise it raises (PrinterProblem, DeviceOffline or a driver error) and the caller
+    reports the receipt as not printed: a receipt is never dropped silently."""
+
+    @abstractmethod
+    def status(self) -> PrinterStatus:
+        """Ask the printer (DLE EOT)."""
+
+    @abstractmethod
+    def print_receipt(self, document: list[object]) -> None:
+        """Print ``document``; raise if the printer cannot (see class docstring)."""
