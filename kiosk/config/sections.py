@@ -103,7 +103,7 @@ SCHEMA = Schema(
         )),
         Section("tag_reader", (
             Key("driver", Choice(TAG_READER_DRIVERS), _tags.driver),
-            Key("url", Str(r"sim|/dev/\S+|[a-z]+://\S+", example=TAG_READER_PATH),
+            Key("url", Str(r"sim|/\S+|[a-z0-9+]+://\S+", example=TAG_READER_PATH),
                 _real_or_sim(TAG_READER_PATH)),
             Key("baudrate", Int(1200, 921600), _tags.baudrate),
             Key("parity", Choice(("N", "E", "O")), _tags.parity),

@@ -1,0 +1,86 @@
+"""`kiosk selftest`: every device checked, failures named with what to do."""
+
+from __future__ import annotations
+
+import json
+
+import serial
+
+from hardware import build, selftest
+from hardware.sim.feig import FeigSimulator
+from hardware.specs import CardReaderSpec, GpioFactory
+from kiosk.cli import main
+
+
+def run(capsys, *args):
+    code = main(["--lang", "en", *args])
+    return code, capsys.readouterr()
+
+
+def write_config(tmp_path, url: str):
+    path = tmp_path / "kiosk.toml"
+    path.write_text(f'[device]\nid = "van-01"\nbranch = "CN-431121-0100"\nprofile = "van"\n'
+                    f'[tag_reader]\nurl = "{url}"\ntimeout_ms = 300\n'
+                    f'[card_reader]\nspi = "sim"\n[gpio]\nfactory = "mock"\n')
+    return path
+
+
+def test_the_simulated_kiosk_passes(capsys):
+    code, out = run(capsys, "selftest")
+    assert code == 0
+    assert "book-tag reader" in out.out and "patron-card reader" in out.out
+    assert "Self-test passed: 2/2" in out.out
+    code, out = run(capsys, "selftest", "card_reader", "--json")
+    data = json.loads(out.out)
+    assert code == 0 and data["ok"] is True
+    assert [d["device"] for d in data["devices"]] == ["card_reader"]
+    checks = {c["check"]: c for c in data["devices"][0]["checks"]}
+    assert checks["version"]["detail"] == "MFRC522 v2.0"
+    assert checks["digital_self_test"]["ok"]
+
+
+def test_a_missing_reader_fails_with_a_hint_and_skips_the_rest(capsys, tmp_path):
+    config = write_config(tmp_path, str(tmp_path / "kiosk-tag-reader"))
+    code, out = run(capsys, "--config", str(config), "selftest", "tag_reader", "--json")
+    data = json.loads(out.out)
+    assert code == 1 and data["ok"] is False
+    checks = data["devices"][0]["checks"]
+    assert checks[0]["check"] == "connect" and not checks[0]["ok"]
+    assert checks[0]["hint"] == "selftest.hint.not_found"
+    assert [c["hint"] for c in checks[1:]] == ["selftest.hint.skipped"] * 3
+    code, out = run(capsys, "--config", str(config), "selftest", "tag_reader")
+    assert "does not exist: check the USB cable" in out.out
+
+
+def test_a_port_held_by_another_process_says_so(capsys, tmp_path):
+    with FeigSimulator(tmp_path / "sim") as sim:
+        holder = serial.serial_for_url(str(sim.path), exclusive=True)
+        try:
+            config = write_config(tmp_path, str(sim.path))
+            code, out = run(capsys, "--config", str(config), "selftest", "tag_reader")
+        finally:
+            holder.close()
+    assert code == 1
+    assert "held by another process" in out.out and "systemctl stop library-kiosk" in out.out
+
+
+def test_a_failing_chip_self_test_names_the_part(tmp_path):
+    pins = build.pin_factory(GpioFactory.MOCK)
+    reader, chip = build.card_reader(CardReaderSpec(), pins)
+    reader.start(wait=2)
+    chip.inject("self_test", times=1)
+    report = selftest.check_card_reader(reader, "spi0.0")
+    reader.close()
+    pins.close()
+    assert not report.ok
+    failed = [c for c in report.checks if not c.ok]
+    assert [c.name for c in failed] == ["digital_self_test"]
+    assert failed[0].hint == "selftest.hint.replace"
+
+
+def test_unknown_device_is_a_usage_error(capsys):
+    try:
+        main(["--lang", "en", "selftest", "toaster"])
+    except SystemExit as exc:
+        assert exc.code == 2
+    assert "no device called toaster" in capsys.readouterr().err
