@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from hardware.card_reader import Mfrc522CardReader, spidev_opener
+from hardware.door import GpioDoor
 from hardware.link import StateListener
-from hardware.roles import CardReader, TagReader
+from hardware.lockers import GpioLockers
+from hardware.roles import CardReader, Door, Locker, TagReader
 from hardware.specs import (
     CARD_READER_DRIVERS,
     CardReaderSpec,
+    DoorSpec,
     GpioFactory,
     HardwareSpec,
+    LockerSpec,
     TagReaderSpec,
 )
 from hardware.tag_reader import FeigTagReader
@@ -48,10 +52,14 @@ class Simulators:
 
     tag_pad: Any = None
     card_chip: Any = None
+    locker_doors: Any = None
+    entrance: Any = None
 
     def stop(self) -> None:
-        if self.tag_pad is not None:
-            self.tag_pad.stop()
+        for sim in (self.tag_pad, self.locker_doors, self.entrance):
+            if sim is not None:
+                with contextlib.suppress(Exception):
+                    sim.stop()
 
 
 @dataclass
@@ -60,16 +68,20 @@ class Devices:
     card_reader: CardReader
     sims: Simulators = field(default_factory=Simulators)
     pins: Any = None
+    lockers: Locker | None = None
+    door: Door | None = None
+    extra_pins: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
-        """Every device to its safe state and closed, then the simulators stopped. Each step
-        runs even if an earlier one fails."""
-        for step in (self.card_reader.close, self.tag_reader.close, self.sims.stop):
+        """Every device to its safe state (latches locked, readers' fields off) and closed,
+        then the simulators stopped and the pins released. Each step runs even if an earlier
+        one fails."""
+        steps = [d.close for d in (self.lockers, self.door) if d is not None]
+        steps += [self.card_reader.close, self.tag_reader.close, self.sims.stop]
+        steps += [p.close for p in (self.pins, *self.extra_pins) if p is not None]
+        for step in steps:
             with contextlib.suppress(Exception):
                 step()
-        if self.pins is not None:
-            with contextlib.suppress(Exception):
-                self.pins.close()
 
     def __enter__(self) -> Devices:
         return self
@@ -119,6 +131,38 @@ def card_reader(spec: CardReaderSpec, pins: Any, *,
                               reset=line, on_change=on_change), None)
 
 
+def _own_pins(simulated: bool, pins: Any, devices: Devices) -> Any:
+    """A simulated latch device gets its own mock pins, so a real Pi may run with simulated
+    lockers (and the other way round) without the two sharing a pin factory."""
+    if not simulated:
+        return pins
+    mock = pin_factory(GpioFactory.MOCK)
+    devices.extra_pins.append(mock)
+    return mock
+
+
+def lockers(spec: LockerSpec, pins: Any) -> tuple[GpioLockers, Any]:
+    """Hold lockers on ``pins``; for a simulated spec, the simulated doors first (they must
+    own the latch pins before the lockers open them)."""
+    sim = None
+    if spec.simulated:
+        from hardware.sim.doors import SimulatedDoors
+
+        sim = SimulatedDoors(pins, spec.pairs(), latch_active_high=spec.latch_active_high,
+                             sensor_open_when_high=spec.sensor_open_when_high)
+    return GpioLockers(spec, pins), sim
+
+
+def door(spec: DoorSpec, pins: Any) -> tuple[GpioDoor, Any]:
+    sim = None
+    if spec.simulated:
+        from hardware.sim.doors import SimulatedDoors
+
+        sim = SimulatedDoors(pins, spec.pairs(), latch_active_high=spec.latch_active_high,
+                             sensor_open_when_high=spec.sensor_open_when_high)
+    return GpioDoor(spec, pins), sim
+
+
 def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | None = None,
           wait: float = 2.0) -> Devices:
     """Every device of ``spec``, started (each waits up to ``wait`` s for its device and
@@ -128,6 +172,16 @@ def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | N
     tags, pad = tag_reader(spec.tag_reader, runtime_dir, on_change=on_change)
     cards, chip = card_reader(spec.card_reader, pins, on_change=on_change)
     devices = Devices(tags, cards, Simulators(pad, chip), pins)
+    try:
+        if spec.lockers is not None:
+            devices.lockers, devices.sims.locker_doors = lockers(
+                spec.lockers, _own_pins(spec.lockers.simulated, pins, devices))
+        if spec.door is not None:
+            devices.door, devices.sims.entrance = door(
+                spec.door, _own_pins(spec.door.simulated, pins, devices))
+    except BaseException:
+        devices.close()
+        raise
     for device in (tags, cards):
         device.start(wait=wait)
     return devices

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from hardware.door import DoorSpec
+from hardware.lockers import LockerSpec
 from hardware.security import SecurityMode, SecurityPolicy
 
 SIMULATED = "sim"
@@ -67,15 +69,26 @@ class GpioSpec:
     factory: GpioFactory = GpioFactory.MOCK
 
 
+# The simulated 24-hour space: four hold lockers and the entrance door, on pins that are
+# pulled down while a Pi boots (see docs/wiring-lockers-door.md).
+SIM_LOCKERS = LockerSpec(latch_pins=(17, 27, 22, 23), sensor_pins=(5, 6, 12, 13))
+SIM_DOOR = DoorSpec(latch_pin=16, sensor_pin=26, pulse_ms=3000)
+
+
 @dataclass(frozen=True)
 class HardwareSpec:
+    """Every device of a kiosk; ``lockers``/``door`` are None where there are none (a van)."""
+
     tag_reader: TagReaderSpec = field(default_factory=TagReaderSpec)
     card_reader: CardReaderSpec = field(default_factory=CardReaderSpec)
     gpio: GpioSpec = field(default_factory=GpioSpec)
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    lockers: LockerSpec | None = SIM_LOCKERS
+    door: DoorSpec | None = SIM_DOOR
 
 
 __all__ = [
-    "CARD_READER_DRIVERS", "SIMULATED", "TAG_READER_DRIVERS", "CardReaderSpec", "GpioFactory",
-    "GpioSpec", "HardwareSpec", "SecurityMode", "SecurityPolicy", "TagReaderSpec",
+    "CARD_READER_DRIVERS", "SIMULATED", "SIM_DOOR", "SIM_LOCKERS", "TAG_READER_DRIVERS",
+    "CardReaderSpec", "DoorSpec", "GpioFactory", "GpioSpec", "HardwareSpec", "LockerSpec",
+    "SecurityMode", "SecurityPolicy", "TagReaderSpec",
 ]

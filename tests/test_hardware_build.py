@@ -60,3 +60,17 @@ def test_every_configurable_driver_has_a_backend():
     from hardware.specs import TAG_READER_DRIVERS
 
     assert set(build.TAG_READERS) == set(TAG_READER_DRIVERS)
+
+
+def test_sim_lockers_and_door_open_and_end_locked(tmp_path):
+    with build.build(load(None).hardware, tmp_path) as devices:
+        assert devices.lockers.slots == ["A01", "A02", "A03", "A04"]
+        result = devices.lockers.open("A03")
+        assert result.name.endswith("A03") and result.opened_after_s < 1.0
+        assert devices.door.open().opened_after_s < 1.0
+        pins = [factory.pin(n) for factory, n in zip(
+            devices.extra_pins, [devices.lockers.spec.latch_pins[2], devices.door.spec.latch_pin],
+            strict=True)]
+        assert all(any(s.state for s in pin.states) for pin in pins)  # each was pulsed
+    # Safe state: every latch released (locked) once the devices are closed.
+    assert [pin.states[-1].state for pin in pins] == [False, False]
