@@ -18,7 +18,8 @@ from hardware.card_reader import Mfrc522CardReader, spidev_opener
 from hardware.door import GpioDoor
 from hardware.link import StateListener
 from hardware.lockers import GpioLockers
-from hardware.roles import CardReader, Door, Locker, TagReader
+from hardware.printer import build_printer
+from hardware.roles import CardReader, Door, Locker, ReceiptPrinter, TagReader
 from hardware.specs import (
     CARD_READER_DRIVERS,
     CardReaderSpec,
@@ -52,11 +53,12 @@ class Simulators:
 
     tag_pad: Any = None
     card_chip: Any = None
+    printer: Any = None
     locker_doors: Any = None
     entrance: Any = None
 
     def stop(self) -> None:
-        for sim in (self.tag_pad, self.locker_doors, self.entrance):
+        for sim in (self.tag_pad, self.printer, self.locker_doors, self.entrance):
             if sim is not None:
                 with contextlib.suppress(Exception):
                     sim.stop()
@@ -68,6 +70,7 @@ class Devices:
     card_reader: CardReader
     sims: Simulators = field(default_factory=Simulators)
     pins: Any = None
+    printer: ReceiptPrinter | None = None
     lockers: Locker | None = None
     door: Door | None = None
     extra_pins: list[Any] = field(default_factory=list)
@@ -76,7 +79,7 @@ class Devices:
         """Every device to its safe state (latches locked, readers' fields off) and closed,
         then the simulators stopped and the pins released. Each step runs even if an earlier
         one fails."""
-        steps = [d.close for d in (self.lockers, self.door) if d is not None]
+        steps = [d.close for d in (self.lockers, self.door, self.printer) if d is not None]
         steps += [self.card_reader.close, self.tag_reader.close, self.sims.stop]
         steps += [p.close for p in (self.pins, *self.extra_pins) if p is not None]
         for step in steps:
@@ -131,6 +134,12 @@ def card_reader(spec: CardReaderSpec, pins: Any, *,
                               reset=line, on_change=on_change), None)
 
 
+# Receipt printers by driver name: a builder returning (role, simulator or None).
+PRINTERS: dict[str, tuple[Callable[..., tuple[Any, Any]], str]] = {
+    "escpos": (build_printer, "ESC/POS over serial, usblp:// or socket://"),
+}
+
+
 def _own_pins(simulated: bool, pins: Any, devices: Devices) -> Any:
     """A simulated latch device gets its own mock pins, so a real Pi may run with simulated
     lockers (and the other way round) without the two sharing a pin factory."""
@@ -173,6 +182,9 @@ def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | N
     cards, chip = card_reader(spec.card_reader, pins, on_change=on_change)
     devices = Devices(tags, cards, Simulators(pad, chip), pins)
     try:
+        make_printer, _ = PRINTERS[spec.printer.driver]
+        devices.printer, devices.sims.printer = make_printer(spec.printer, runtime_dir,
+                                                             on_change=on_change)
         if spec.lockers is not None:
             devices.lockers, devices.sims.locker_doors = lockers(
                 spec.lockers, _own_pins(spec.lockers.simulated, pins, devices))
@@ -182,6 +194,6 @@ def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | N
     except BaseException:
         devices.close()
         raise
-    for device in (tags, cards):
+    for device in (tags, cards, devices.printer):
         device.start(wait=wait)
     return devices

@@ -265,5 +265,6 @@ class ReceiptPrinter(_Role):
         """Ask the printer (DLE EOT)."""
 
     @abstractmethod
-    def print_receipt(self, document: list[object]) -> None:
-        """Print ``document``; raise if the printer cannot (see class docstring)."""
+    def print_receipt(self, document: list[object]) -> object:
+        """Print ``document``; raise if the printer cannot (see class docstring). Returns
+        what the backend knows of the print (ESC/POS: which characters printed as 〓)."""

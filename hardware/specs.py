@@ -20,6 +20,7 @@ SIMULATED = "sim"
 # Driver names a config may give; hardware.build maps each to its backend.
 TAG_READER_DRIVERS = ("feig",)
 CARD_READER_DRIVERS = ("mfrc522",)
+PRINTER_DRIVERS = ("escpos",)
 
 
 class GpioFactory(StrEnum):
@@ -65,6 +66,33 @@ class CardReaderSpec:
 
 
 @dataclass(frozen=True)
+class PrinterSpec:
+    """What the hardware layer needs to build a receipt printer (``[printer]`` in the config).
+
+    ``paper_dots``: 384 for 58 mm paper, 576 for 80 mm; ``chars_per_line`` 32 and 48 with
+    the usual 12-dot font. ``encoding``: the printer's Chinese font, "gb18030" (two-byte
+    area, GBK and more), "gbk", or "gb2312" for printers that only have GB2312.
+    ``confirm_printed``: end each receipt with GS r 1 and wait for its answer (turn off for
+    a printer that never answers it). ``baudrate`` and ``parity`` matter on serial lines only.
+    """
+
+    driver: str = "escpos"
+    url: str = SIMULATED
+    baudrate: int = 115200
+    parity: str = "N"
+    paper_dots: int = 384
+    chars_per_line: int = 32
+    timeout_ms: int = 2000
+    encoding: str = "gb18030"
+    confirm_printed: bool = True
+    print_timeout_ms: int = 20000
+
+    @property
+    def simulated(self) -> bool:
+        return self.url == SIMULATED
+
+
+@dataclass(frozen=True)
 class GpioSpec:
     factory: GpioFactory = GpioFactory.MOCK
 
@@ -83,12 +111,14 @@ class HardwareSpec:
     card_reader: CardReaderSpec = field(default_factory=CardReaderSpec)
     gpio: GpioSpec = field(default_factory=GpioSpec)
     security: SecurityPolicy = field(default_factory=SecurityPolicy)
+    printer: PrinterSpec = field(default_factory=PrinterSpec)
     lockers: LockerSpec | None = SIM_LOCKERS
     door: DoorSpec | None = SIM_DOOR
 
 
 __all__ = [
-    "CARD_READER_DRIVERS", "SIMULATED", "SIM_DOOR", "SIM_LOCKERS", "TAG_READER_DRIVERS",
+    "CARD_READER_DRIVERS", "PRINTER_DRIVERS", "SIMULATED", "SIM_DOOR", "SIM_LOCKERS",
+    "TAG_READER_DRIVERS",
     "CardReaderSpec", "DoorSpec", "GpioFactory", "GpioSpec", "HardwareSpec", "LockerSpec",
-    "SecurityMode", "SecurityPolicy", "TagReaderSpec",
+    "PrinterSpec", "SecurityMode", "SecurityPolicy", "TagReaderSpec",
 ]

@@ -74,3 +74,9 @@ def test_sim_lockers_and_door_open_and_end_locked(tmp_path):
         assert all(any(s.state for s in pin.states) for pin in pins)  # each was pulsed
     # Safe state: every latch released (locked) once the devices are closed.
     assert [pin.states[-1].state for pin in pins] == [False, False]
+
+
+def test_every_configurable_printer_has_a_backend():
+    from hardware.specs import PRINTER_DRIVERS
+
+    assert set(build.PRINTERS) == set(PRINTER_DRIVERS)

@@ -29,7 +29,7 @@ def test_the_simulated_kiosk_passes(capsys):
     code, out = run(capsys, "selftest")
     assert code == 0
     assert "book-tag reader" in out.out and "patron-card reader" in out.out
-    assert "Self-test passed: 2/2" in out.out
+    assert "Self-test passed: 5/5" in out.out
     code, out = run(capsys, "selftest", "card_reader", "--json")
     data = json.loads(out.out)
     assert code == 0 and data["ok"] is True
@@ -84,3 +84,22 @@ def test_unknown_device_is_a_usage_error(capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "no device called toaster" in capsys.readouterr().err
+
+
+def test_printer_paper_out_and_a_jammed_locker_fail_with_their_hints(tmp_path):
+    from hardware.specs import HardwareSpec
+
+    with build.build(HardwareSpec(), tmp_path) as devices:
+        devices.sims.printer.inject("paper_out")
+        printer = selftest.check_printer(devices.printer, "ttyPRN0")
+        devices.sims.locker_doors.inject("A02", "jammed")
+        lockers = selftest.check_lockers(devices.lockers, "lockers")
+        door = selftest.check_door(devices.door, "entrance")
+    assert not printer.ok
+    assert [(c.name, c.hint) for c in printer.checks if not c.ok] == [
+        ("paper", "selftest.hint.paper_out")]
+    assert not lockers.ok
+    assert [(c.name, c.hint) for c in lockers.checks if not c.ok] == [
+        ("latch:A02", "selftest.hint.jammed")]
+    assert [c.ok for c in lockers.checks] == [True, False, True, True]  # the rest still tested
+    assert door.ok

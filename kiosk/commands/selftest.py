@@ -16,7 +16,7 @@ from hardware import build, selftest
 from kiosk import exitcodes
 from kiosk.app import App
 
-DEVICES = ("tag_reader", "card_reader")
+DEVICES = ("tag_reader", "card_reader", "printer", "lockers", "door")
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -35,24 +35,30 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     p.set_defaults(handler=_selftest)
 
 
-def _where(devices: build.Devices, name: str) -> str:
+def _check(devices: build.Devices, name: str) -> selftest.DeviceReport | None:
+    """The report of one device, or None when the kiosk has no such device (a van has no
+    lockers or entrance door)."""
     if name == "tag_reader":
-        return devices.tag_reader.url  # type: ignore[attr-defined]
-    return devices.card_reader.name
+        reader = devices.tag_reader
+        return selftest.check_tag_reader(reader, reader.url)  # type: ignore[attr-defined]
+    if name == "card_reader":
+        return selftest.check_card_reader(devices.card_reader, devices.card_reader.name)
+    if name == "printer" and devices.printer is not None:
+        printer = devices.printer
+        return selftest.check_printer(printer, printer.url)  # type: ignore[attr-defined]
+    if name == "lockers" and devices.lockers is not None:
+        return selftest.check_lockers(devices.lockers, devices.lockers.name)
+    if name == "door" and devices.door is not None:
+        return selftest.check_door(devices.door, devices.door.name)
+    return None
 
 
 def run(app: App, wanted: list[str]) -> list[selftest.DeviceReport]:
     spec = app.settings().hardware
     with tempfile.TemporaryDirectory(prefix="kiosk-selftest-") as runtime, \
             build.build(spec, Path(runtime), wait=0) as devices:
-        reports = []
-        for name in wanted:
-            where = _where(devices, name)
-            if name == "tag_reader":
-                reports.append(selftest.check_tag_reader(devices.tag_reader, where))
-            elif name == "card_reader":
-                reports.append(selftest.check_card_reader(devices.card_reader, where))
-        return reports
+        reports = [_check(devices, name) for name in wanted]
+        return [r for r in reports if r is not None]
 
 
 def _selftest(app: App) -> int:
@@ -69,8 +75,9 @@ def _selftest(app: App) -> int:
                 sign = "✔" if check.ok else "✘"
                 detail = (app.t(check.detail_key, **check.detail_params) if check.detail_key
                           else check.detail)
-                app.line(f"    {sign} {app.t(f'selftest.check.{check.name}')}: {detail}"
-                         f"  ({check.seconds:.2f} s)")
+                kind, _, part = check.name.partition(":")
+                label = app.t(f"selftest.check.{kind}") + (f" {part}" if part else "")
+                app.line(f"    {sign} {label}: {detail}  ({check.seconds:.2f} s)")
                 if check.hint:
                     app.line("      → " + app.t(check.hint, **check.hint_params))
         app.say("selftest.summary_ok" if ok else "selftest.summary_failed",
