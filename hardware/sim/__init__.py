@@ -1,3 +1,5 @@
-"""Simulated devices that speak the real wire protocols, so the kiosk, the demo and the tests
-run the real drivers against them: a pseudo-terminal serial device (:mod:`.pty`), virtual
-ISO 15693 tags (:mod:`.iso15693`) and a FEIG ISO host reader (:mod:`.feig`)."""
+"""Simulated devices that speak the real wire protocols; part of the product (the demo and
+the tests run the real drivers on them): a FEIG reader with ISO 28560 book tags on a
+pseudo-terminal (feig, iso15693, books), an MFRC522 chip behind an SPI object with MIFARE
+cards (mfrc522, iso14443a), an ESC/POS receipt printer that renders PNGs (escpos_printer),
+and locker and entrance doors that follow their latches on gpiozero mock pins (doors)."""
