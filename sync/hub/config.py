@@ -1,0 +1,42 @@
+"""Settings of a reference hub: plain data, with defaults that suit the sample county."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sync.policy import OnLoanToOther, Policy, UnknownItem
+
+# Applying an event is "physical fact first": the book left, so it is on loan, whatever the
+# rules would have said. The hub's policy therefore never refuses for these two reasons; the
+# other rule outcomes become exception codes on the event's verdict.
+HUB_POLICY = Policy(
+    on_loan_to_other_kiosk=OnLoanToOther.RETURN_THEN_LEND,
+    on_loan_to_other_desk=OnLoanToOther.RETURN_THEN_LEND,
+    online_unknown_item=UnknownItem.LEND_AND_FLAG,
+)
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    """What a county sets for its hub.
+
+    Card numbers leased to devices are ``card_prefix`` followed by 8 digits, taken from
+    ``card_first_number`` to ``card_last_number``; the sample county's patrons start at
+    10,000,001 and the sample device's own range is 900,000-909,999, so the defaults meet
+    neither. ``future_tolerance_ns`` is how far past the hub's clock an event may claim to
+    be before it is flagged ``time_in_future`` (clocks and round trips are never exact).
+    """
+
+    card_prefix: str = "4311"
+    card_first_number: int = 1_000_000
+    card_last_number: int = 9_999_999
+    card_range_days: int = 365
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    policy: Policy = HUB_POLICY
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_events: int = 5000
+    future_tolerance_ns: int = 120 * 1_000_000_000
+    change_page_default: int = 1000
+    change_page_max: int = 5000
+    snapshot_batch_rows: int = 2000
