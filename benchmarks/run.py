@@ -24,6 +24,7 @@ if str(HERE.parent) not in sys.path:
 import bulk  # noqa: E402
 import latency  # noqa: E402
 import rfid  # noqa: E402
+import sync_bench  # noqa: E402  (not "sync": that is the project's package)
 
 from sync import db as sync_db  # noqa: E402
 
@@ -43,6 +44,8 @@ TARGETS = {
     "bulk_load.rows_per_s": [("ratio", ">=", 0.5)],
     "bulk_load.peak_rss": [("value", "<", 150.0)],
     "rfid.pad10.wall": [("ratio", "<", 1.3)],
+    "sync.push.events_per_s": [("ratio", ">=", 20.0)],
+    "sync.bootstrap.peak_rss": [("value", "<", 150.0)],
 }
 
 
@@ -153,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = latency_figures(kiosk_way, sqlite_way) + figures
     print("timing 10 tags on the simulated pad (38400 baud 8E1) ...", flush=True)
     figures += rfid.figures()
+    print("timing sync with the reference hub on loopback ...", flush=True)
+    figures += sync_bench.figures(args.size, args.workdir)
     if not args.keep:
         bulk.remove_db(db)
         bulk.remove_db(args.workdir / "baseline-commit.db")

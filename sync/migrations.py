@@ -183,38 +183,107 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", _m001_initial),)
+_HUB_SYNC_SCHEMA = [
+    # The hub's verdict on each of this device's events, as the change feed reports it;
+    # `kiosk queue` lists the flagged ones (exception, rejected) for staff.
+    """CREATE TABLE sync_verdicts (
+        txn_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'exception', 'rejected')),
+        code TEXT,
+        message TEXT,
+        corrected_time_ns INTEGER,
+        version INTEGER NOT NULL DEFAULT 0,
+        received_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX sync_verdicts_flagged ON sync_verdicts(device_id, seq) WHERE outcome != 'ok'",
+    # The latest clock anchor per boot: at boot-time monotonic `mono_ns` of boot `boot_id`
+    # the hub's clock read `hub_time_ns`. Sent with pushes so the hub can place events of a
+    # boot whose wall clock was wrong.
+    """CREATE TABLE sync_anchors (
+        boot_id TEXT PRIMARY KEY,
+        mono_ns INTEGER NOT NULL,
+        hub_time_ns INTEGER NOT NULL,
+        rtt_ns INTEGER NOT NULL,
+        recorded_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    # Rows of feeds whose cache table has no natural key or version column of its own
+    # (loans, blocks, card ranges, calendars): the hub's key, the version held, and the
+    # cache row it maps to.
+    """CREATE TABLE sync_rows (
+        feed TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        local_id INTEGER,
+        PRIMARY KEY (feed, key)
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX sync_rows_local ON sync_rows(feed, local_id)",
+    # Changes held back because the row is touched by an event of ours the hub has not
+    # stored yet (local pending wins); applied, version-guarded, once it has.
+    """CREATE TABLE sync_deferred (
+        feed TEXT NOT NULL,
+        key TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+        version INTEGER NOT NULL,
+        data TEXT,
+        PRIMARY KEY (feed, key)
+    ) STRICT, WITHOUT ROWID""",
+]
 
-_RECORD_TABLE = """CREATE TABLE IF NOT EXISTS _migrations (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-) STRICT"""
+
+def _m002_hub_sync(db: sqlite_utils.Database) -> None:
+    for statement in _HUB_SYNC_SCHEMA:
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", _m001_initial),
+    Migration(2, "hub sync: verdicts, clock anchors, row versions", _m002_hub_sync),
+)
+
+@dataclass(frozen=True)
+class Ledger:
+    """Where a schema records its migrations: the kiosk cache in ``_migrations`` (and
+    ``PRAGMA user_version``), the hub's own tables in ``_hub_migrations`` beside them."""
+
+    table: str = "_migrations"
+    user_version: bool = True
+    what: str = "schema"
+
+    @property
+    def create(self) -> str:
+        return (f"CREATE TABLE IF NOT EXISTS {self.table} (id INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL) STRICT")
+
+
+CACHE = Ledger()
 
 
 def latest() -> int:
     return MIGRATIONS[-1].id
 
 
-def applied(conn: sqlite3.Connection) -> list[int]:
+def applied(conn: sqlite3.Connection, ledger: Ledger = CACHE) -> list[int]:
     """Ids of migrations recorded in the database (empty for a new file)."""
     exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_migrations'"
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (ledger.table,)
     ).fetchone()
     if not exists:
         return []
-    return [row[0] for row in conn.execute("SELECT id FROM _migrations ORDER BY id")]
+    return [row[0] for row in conn.execute(f"SELECT id FROM {ledger.table} ORDER BY id")]
 
 
 def refuse_newer(
-    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS
+    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS,
+    ledger: Ledger = CACHE,
 ) -> list[int]:
-    done = applied(conn)
+    done = applied(conn, ledger)
     known = {m.id for m in plan}
     unknown = [i for i in done if i not in known]
     if unknown:
         raise errors.SchemaTooNew(
-            f"{path}: schema version {max(unknown)} is newer than this release knows "
+            f"{path}: {ledger.what} version {max(unknown)} is newer than this release knows "
             f"({plan[-1].id})",
             path=str(path), found=max(unknown), known=plan[-1].id,
         )
@@ -240,32 +309,35 @@ def require_current(
         )
 
 
-def pending(conn: sqlite3.Connection, plan: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
-    done = set(applied(conn))
+def pending(conn: sqlite3.Connection, plan: Sequence[Migration] = MIGRATIONS,
+            ledger: Ledger = CACHE) -> list[Migration]:
+    done = set(applied(conn, ledger))
     return [m for m in plan if m.id not in done]
 
 
 def migrate(
-    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS
+    conn: sqlite3.Connection, path: Path, plan: Sequence[Migration] = MIGRATIONS,
+    ledger: Ledger = CACHE,
 ) -> list[Migration]:
     """Apply every pending migration of ``plan``, each in its own transaction with its record.
 
     Returns the migrations applied (empty when the schema was current). A migration that
     fails leaves neither its changes nor its record; the ones before it stay applied.
     """
-    refuse_newer(conn, path, plan)
+    refuse_newer(conn, path, plan, ledger)
     db = sqlite_utils.Database(conn, execute_plugins=False)
     done: list[Migration] = []
-    for migration in pending(conn, plan):
+    for migration in pending(conn, plan, ledger):
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(_RECORD_TABLE)
+            conn.execute(ledger.create)
             migration.apply(db)
             conn.execute(
-                "INSERT INTO _migrations (id, name, applied_at) VALUES (?, ?, ?)",
+                f"INSERT INTO {ledger.table} (id, name, applied_at) VALUES (?, ?, ?)",
                 (migration.id, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),
             )
-            conn.execute(f"PRAGMA user_version = {int(migration.id)}")
+            if ledger.user_version:
+                conn.execute(f"PRAGMA user_version = {int(migration.id)}")
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -19,7 +19,10 @@ NAMES = {"checkout.p50", "checkout.p99", "checkin.p50", "checkin.p99",
          "idle_checkpoint.p99", "checkout.p99.sqlite_default_checkpoint",
          "rfid.pad10.wall", "rfid.pad10.lower_bound", "rfid.pad10.serial_bound",
          "rfid.pad10.rf_bound", "rfid.pad10.sim_processing", "rfid.pad10.serial_bytes",
-         "rfid.pad10.commands", "rfid.pad10.wall_spread"}
+         "rfid.pad10.commands", "rfid.pad10.wall_spread",
+         "sync.bootstrap.rows_per_s", "sync.bootstrap.seconds", "sync.bootstrap.rows",
+         "sync.bootstrap.peak_rss", "sync.push.events_per_s", "sync.push.bytes_per_event",
+         "sync.push.events"}
 
 pytestmark = pytest.mark.bench
 

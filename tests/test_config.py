@@ -17,7 +17,7 @@ from kiosk.cli import main
 from kiosk.config import ConfigInvalid, Problem, sections
 from kiosk.config.lines import join_path, key_lines, line_of
 from kiosk.config.schema import Key, Section
-from kiosk.config.settings import Settings
+from kiosk.config.settings import HubSettings, Settings
 from kiosk.config.show import MASK, is_secret
 from kiosk.config.types import Bool, Str
 from kiosk.messages import Catalogue, placeholders, texts
@@ -492,6 +492,10 @@ def test_docs_example_loads_to_the_expected_settings(tmp_path: Path) -> None:
         offline=OfflineLimits(max_loans_per_patron=5, unknown_item=UnknownItem.LEND_AND_FLAG),
     )
     assert str(settings.identity().timezone) == "Asia/Shanghai"
+    assert settings.hub == HubSettings(
+        url="https://hub.example-county.cn/api/v1",
+        token_file=Path("/etc/library-kiosk/hub-token"),
+        ca_file=Path("/etc/library-kiosk/county-ca.pem"))
 
 
 def test_docs_describe_every_key() -> None:
@@ -679,25 +683,25 @@ def test_is_secret_by_name_or_flag() -> None:
 
 def test_show_masks_secrets(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
                             tmp_path: Path) -> None:
-    hub = Section("hub", (
+    vault = Section("vault", (
         Key("url", Str(), "https://hub.example"),
         Key("api_token", Str()),
         Key("password", Str(), "default-password"),
         Key("login", Str(), "kiosk", secret=True),
     ))
-    monkeypatch.setattr(sections, "SCHEMA", sections.SCHEMA.with_section(hub))
-    path = write(tmp_path, DEVICE + '[hub]\napi_token = "s3cr3t-t0ken"\n')
+    monkeypatch.setattr(sections, "SCHEMA", sections.SCHEMA.with_section(vault))
+    path = write(tmp_path, DEVICE + '[vault]\napi_token = "s3cr3t-t0ken"\n')
     code, out, _ = run(capsys, "--config", str(path), "config", "show")
     assert code == exitcodes.OK
     assert "s3cr3t" not in out and "default-password" not in out and "kiosk\"" not in out
     assert f'api_token = "{MASK}"' in out.splitlines()
     assert 'url = "https://hub.example"  # default' in out.splitlines()
     code, out, _ = run(capsys, "--config", str(path), "config", "show", "--json")
-    assert json.loads(out)["settings"]["hub"] == {
+    assert json.loads(out)["settings"]["vault"] == {
         "url": "https://hub.example", "api_token": MASK, "password": MASK, "login": MASK}
     # The section is checked like any other: a missing required secret is reported.
-    bad = write(tmp_path, DEVICE + "[hub]\n", "bad.toml")
-    assert [(p.line, p.key) for p in config.check(bad)] == [(5, "hub.api_token")]
+    bad = write(tmp_path, DEVICE + "[vault]\n", "bad.toml")
+    assert [(p.line, p.key) for p in config.check(bad)] == [(5, "vault.api_token")]
 
 
 def test_required_key_of_an_absent_subsection(monkeypatch: pytest.MonkeyPatch,
@@ -751,3 +755,80 @@ def test_afi_written_in_hex_and_card_key_masked(capsys, tmp_path: Path) -> None:
     assert config.load(path).hardware.security.afi_on_loan == 0xC3
     code, out, _ = run(capsys, "--config", str(path), "config", "show")
     assert code == 0 and "A0A1A2A3A4A5" not in out and "key = " in out
+
+
+# --- the hub ------------------------------------------------------------------------------
+
+
+def test_no_hub_by_default() -> None:
+    hub = config.load(None).hub
+    assert hub == HubSettings() and not hub.enabled and hub.token_file is None
+
+
+def test_hub_section_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, DEVICE + textwrap.dedent("""\
+        [hub]
+        url = "https://hub.example-county.cn/api/v1"
+        token_file = "secrets/hub-token"
+        ca_file = "/etc/library-kiosk/ca.pem"
+        batch_size = 200
+        read_timeout_ms = 1500
+        """))
+    hub = config.load(path).hub
+    assert hub.enabled and hub.url == "https://hub.example-county.cn/api/v1"
+    assert hub.token_file == tmp_path / "secrets" / "hub-token"
+    assert hub.ca_file == Path("/etc/library-kiosk/ca.pem") and hub.client_cert is None
+    assert (hub.batch_size, hub.read_timeout_ms, hub.page_size) == (200, 1500, 1000)
+
+
+@pytest.mark.parametrize("url", [
+    "https://hub.example-county.cn/api/v1", "https://10.0.0.5:8443/api/v1",
+    "http://127.0.0.1:8470/api/v1", "http://localhost:8470", "",
+])
+def test_hub_urls_accepted(tmp_path: Path, url: str) -> None:
+    token = "" if not url else 'token_file = "t"\n'
+    path = write(tmp_path, DEVICE + f'[hub]\nurl = "{url}"\n{token}')
+    assert config.load(path).hub.url == url
+
+
+@pytest.mark.parametrize("url", [
+    "http://hub.example-county.cn/api/v1", "http://10.0.0.5/api/v1", "ftp://hub", "hub",
+    "https://",
+])
+def test_plain_http_to_a_network_host_is_refused(tmp_path: Path, url: str) -> None:
+    p = only(tmp_path, DEVICE + f'[hub]\nurl = "{url}"\ntoken_file = "t"\n')
+    assert (p.line, p.key, p.message_key) == (6, "hub.url", "config.problem.pattern")
+
+
+def test_hub_cross_checks(tmp_path: Path) -> None:
+    assert found(tmp_path, DEVICE + '[hub]\nurl = "https://h.example/api/v1"\n'
+                 'client_key = "k.pem"\n') == [
+        # Not in the file: reported at its table's line.
+        (5, "hub.token_file", "sync.config.token_file_missing"),
+        (7, "hub.client_key", "sync.config.key_without_cert"),
+    ]
+    text = Catalogue("en").text("sync.config.token_file_missing")
+    assert "token_file" in text
+
+
+def test_hub_bounds(tmp_path: Path) -> None:
+    assert found(tmp_path, DEVICE + "[hub]\nbatch_size = 0\nread_timeout_ms = 50\n"
+                 "probe_interval_s = true\n") == [
+        (6, "hub.batch_size", "config.problem.too_small"),
+        (7, "hub.read_timeout_ms", "config.problem.too_small"),
+        (8, "hub.probe_interval_s", "config.problem.type"),
+    ]
+
+
+def test_hub_secrets_masked_in_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, DEVICE + '[hub]\nurl = "https://h.example/api/v1"\n'
+                 'token_file = "/etc/kiosk/secret-token-path"\nclient_cert = "c.pem"\n'
+                 'client_key = "/etc/kiosk/device-key.pem"\n')
+    code, out, _ = run(capsys, "--config", str(path), "config", "show")
+    assert code == exitcodes.OK
+    assert "secret-token-path" not in out and "device-key.pem" not in out
+    assert f'token_file = "{MASK}"' in out.splitlines()
+    assert 'url = "https://h.example/api/v1"' in out.splitlines()
+    code, out, _ = run(capsys, "--config", str(path), "config", "show", "--json")
+    hub = json.loads(out)["settings"]["hub"]
+    assert hub["client_key"] == MASK and hub["client_cert"] == str(tmp_path / "c.pem")

@@ -32,6 +32,7 @@ from kiosk.config.settings import (
     CirculationSettings,
     DatabaseSettings,
     DeviceSettings,
+    HubSettings,
     OfflineSettings,
     Settings,
     default_database_path,
@@ -73,6 +74,33 @@ def _check_security(values: Mapping[str, Any]) -> list[tuple[str, str, dict[str,
 
 _circulation = CirculationSettings()
 _offline = OfflineSettings()
+_hub = HubSettings()
+
+# https anywhere; plain http only to the loopback address (the reference hub on a
+# developer machine): a device token never crosses a network in clear. Empty: no hub.
+HUB_URL = (r"|https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/\S*)?"
+           r"|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?")
+
+
+class OptionalPath(PathType):
+    """A path, or ``""`` for none (the value is then ``None``)."""
+
+    def convert(self, raw: object, folder: Path) -> Path | None:
+        text = self._string(raw)
+        return folder / text if text.strip() else None
+
+    def to_json(self, value: Path | None) -> str:
+        return "" if value is None else str(value)
+
+
+def _check_hub(values: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    problems: list[tuple[str, str, dict[str, Any]]] = []
+    if values.get("url") and "token_file" in values and values["token_file"] is None:
+        problems.append(("token_file", "sync.config.token_file_missing", {}))
+    if values.get("client_key") is not None and values.get("client_cert", 0) is None:
+        problems.append(("client_key", "sync.config.key_without_cert", {}))
+    return problems
+
 
 SCHEMA = Schema(
     sections=(
@@ -129,6 +157,23 @@ SCHEMA = Schema(
             Key("afi_on_shelf", Int(0, 255), _security.afi_on_shelf),
             Key("afi_on_loan", Int(0, 255), _security.afi_on_loan),
         ), check=_check_security),
+        Section("hub", (
+            Key("url", Str(HUB_URL, example="https://hub.example-county.cn/api/v1"),
+                _hub.url),
+            Key("token_file", OptionalPath(), _hub.token_file),
+            Key("ca_file", OptionalPath(), _hub.ca_file),
+            Key("client_cert", OptionalPath(), _hub.client_cert),
+            Key("client_key", OptionalPath(), _hub.client_key),
+            Key("batch_size", Int(1, 5000), _hub.batch_size),
+            Key("page_size", Int(1, 5000), _hub.page_size),
+            Key("connect_timeout_ms", Int(100, 60_000), _hub.connect_timeout_ms),
+            Key("read_timeout_ms", Int(100, 600_000), _hub.read_timeout_ms),
+            Key("retry_initial_ms", Int(10, 60_000), _hub.retry_initial_ms),
+            Key("retry_max_s", Int(1, 3600), _hub.retry_max_s),
+            Key("retry_after_max_s", Int(1, 86_400), _hub.retry_after_max_s),
+            Key("sync_interval_s", Int(5, 86_400), _hub.sync_interval_s),
+            Key("probe_interval_s", Int(1, 3600), _hub.probe_interval_s),
+        ), check=_check_hub),
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
@@ -162,5 +207,6 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
             gpio=GpioSpec(**values["gpio"]),
             security=SecurityPolicy(**values["security"]),
         ),
+        hub=HubSettings(**values["hub"]),
         source=source,
     )

@@ -44,6 +44,31 @@ class DatabaseSettings:
     path: Path = field(default_factory=lambda: default_database_path("sim"))
 
 
+@dataclass(frozen=True)
+class HubSettings:
+    """The ``[hub]`` section: where the county hub is and how to talk to it. An empty
+    ``url`` means no hub: sync is off, and ``kiosk sync`` says so."""
+
+    url: str = ""
+    token_file: Path | None = None
+    ca_file: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    batch_size: int = 500
+    page_size: int = 1000
+    connect_timeout_ms: int = 5000
+    read_timeout_ms: int = 30_000
+    retry_initial_ms: int = 1000
+    retry_max_s: int = 300
+    retry_after_max_s: int = 3600
+    sync_interval_s: int = 60
+    probe_interval_s: int = 15
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 # The [circulation] section is the library's policy itself: one dataclass, no copy to keep
 # in step.
 CirculationSettings = Policy
@@ -56,6 +81,7 @@ class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     circulation: CirculationSettings = field(default_factory=CirculationSettings)
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
+    hub: HubSettings = field(default_factory=HubSettings)
     source: Path | None = None
 
     def policy(self) -> Policy:

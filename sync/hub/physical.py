@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sync import cache_views as views
@@ -96,13 +96,22 @@ class LoanRow:
 
 
 def loans_of(w: Work, item_id: int) -> list[LoanRow]:
+    """The book's loans that may matter at the event's time: open ones, and those that
+    ended on or after the day before it (every rule here looks only at loans open at, or
+    starting after, the event). A popular book's years of history stay in the database.
+
+    Stored times mix formats (with and without microseconds) and the filter compares date
+    prefixes, so it keeps a day either side; the exact test is done on the parsed times.
+    """
     tz = w.cfg.timezone
+    since = (datetime.fromtimestamp(w.ev.time_ns / 1e9, tz).date() - timedelta(days=2))
     return [
         LoanRow(r[0], r[1], from_iso(r[2], tz), None if r[3] is None else from_iso(r[3], tz),
                 r[4], r[5], r[6])
         for r in w.conn.execute(
             "SELECT id, patron_id, loaned_at, returned_at, checkout_txn, checkin_txn, due_date"
-            " FROM loans WHERE item_id = ?", (item_id,))
+            " FROM loans WHERE item_id = ? AND (returned_at IS NULL OR returned_at >= ?)",
+            (item_id, since.isoformat()))
     ]
 
 

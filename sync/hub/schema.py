@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlite_utils
 
-from sync import errors
+from sync import errors, migrations
 from sync.migrations import Migration
 
 _INITIAL = [
@@ -151,36 +150,27 @@ def _m001_hub(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "hub tables", _m001_hub),)
+def _m002_loan_history_index(db: sqlite_utils.Database) -> None:
+    # Applying an event looks at the loans of one book that were still open at the event's
+    # time; without this index that is a scan of every loan in the county.
+    db.execute("CREATE INDEX hub_loans_item ON loans(item_id, returned_at)")
 
-_RECORD_TABLE = """CREATE TABLE IF NOT EXISTS _hub_migrations (
-    id INTEGER PRIMARY KEY,
-    name TEXT NOT NULL,
-    applied_at TEXT NOT NULL
-) STRICT"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "hub tables", _m001_hub),
+    Migration(2, "index of each book's loans", _m002_loan_history_index),
+)
+
+LEDGER = migrations.Ledger("_hub_migrations", user_version=False, what="hub schema")
 
 
 def applied(conn: sqlite3.Connection) -> list[int]:
     """Ids of hub migrations recorded in the database (empty for a plain kiosk cache)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_hub_migrations'"
-    ).fetchone()
-    if not exists:
-        return []
-    return [row[0] for row in conn.execute("SELECT id FROM _hub_migrations ORDER BY id")]
+    return migrations.applied(conn, LEDGER)
 
 
 def _refuse_newer(conn: sqlite3.Connection, path: Path) -> list[int]:
-    done = applied(conn)
-    known = {m.id for m in MIGRATIONS}
-    unknown = [i for i in done if i not in known]
-    if unknown:
-        raise errors.SchemaTooNew(
-            f"{path}: hub schema version {max(unknown)} is newer than this release knows "
-            f"({MIGRATIONS[-1].id})",
-            path=str(path), found=max(unknown), known=MIGRATIONS[-1].id,
-        )
-    return done
+    return migrations.refuse_newer(conn, path, MIGRATIONS, LEDGER)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> list[Migration]:
@@ -188,27 +178,7 @@ def migrate(conn: sqlite3.Connection, path: Path) -> list[Migration]:
 
     Returns the migrations applied (empty when the hub schema was current).
     """
-    done = set(_refuse_newer(conn, path))
-    db = sqlite_utils.Database(conn, execute_plugins=False)
-    out: list[Migration] = []
-    for migration in MIGRATIONS:
-        if migration.id in done:
-            continue
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(_RECORD_TABLE)
-            migration.apply(db)
-            conn.execute(
-                "INSERT INTO _hub_migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                (migration.id, migration.name, datetime.now(UTC).isoformat(timespec="seconds")),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        out.append(migration)
-    return out
+    return migrations.migrate(conn, path, MIGRATIONS, LEDGER)
 
 
 def require_current(conn: sqlite3.Connection, path: Path) -> None:
