@@ -299,10 +299,10 @@ def test_unknown_section_suggests_the_closest_section(tmp_path: Path) -> None:
 
 
 def test_unknown_subsection_and_array_of_tables(tmp_path: Path) -> None:
-    problems = found(tmp_path, DEVICE + "[circulation.ofline]\nx = 1\n[[lockers]]\nport = 1\n")
+    problems = found(tmp_path, DEVICE + "[circulation.ofline]\nx = 1\n[[lamps]]\nport = 1\n")
     assert problems == [
         (5, "circulation.ofline", "config.problem.unknown_section_suggest"),
-        (7, "lockers", "config.problem.unknown_section"),
+        (7, "lamps", "config.problem.unknown_section"),
     ]
 
 
@@ -533,6 +533,11 @@ BAD_FILES = [
     "[device]\nid = 1\n",
     "x = = 1\n",
     DEVICE + "[card_reader]\ncard_block = 7\n[security]\nafi_on_shelf = 0x07\nafi_on_loan = 7\n",
+    '[device]\nid = "space-01"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
+    "[lockers]\nlatch_pins = [9, 17]\nsensor_pins = [5, 6]\n[door]\nlatch_pin = 17\n"
+    "[card_reader]\nreset_pin = 5\n",
+    '[device]\nid = "space-02"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
+    "[lockers]\nlatch_pins = [17, 27]\nsensor_pins = [5, 5]\n",
 ]
 
 
@@ -832,3 +837,24 @@ def test_hub_secrets_masked_in_show(capsys: pytest.CaptureFixture[str], tmp_path
     code, out, _ = run(capsys, "--config", str(path), "config", "show", "--json")
     hub = json.loads(out)["settings"]["hub"]
     assert hub["client_key"] == MASK and hub["client_cert"] == str(tmp_path / "c.pem")
+
+
+def test_locker_and_door_pins_are_checked_across_sections(tmp_path: Path) -> None:
+    text = ('[device]\nid = "space-01"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
+            "[lockers]\nlatch_pins = [17, 27]\nsensor_pins = [5, 6]\npulse_ms = 900\n"
+            "open_timeout_ms = 800\n"
+            "[door]\nlatch_pin = 27\nsensor_pin = 10\n")
+    got = found(tmp_path, text)
+    assert [(line, key, m) for line, key, m in got] == [
+        (9, "lockers.open_timeout_ms", "config.problem.hardware"),
+        (11, "door.latch_pin", "config.problem.pin_twice"),
+        (12, "door.sensor_pin", "config.problem.spi_pin"),
+    ]
+
+
+def test_a_van_has_a_printer_but_no_lockers_or_door(tmp_path: Path) -> None:
+    hardware = config.load(write(tmp_path, DEVICE)).hardware
+    assert hardware.lockers is None and hardware.door is None
+    assert hardware.printer.url == "/dev/kiosk-printer"
+    sim = config.load(None).hardware
+    assert sim.lockers.simulated and sim.door.simulated and sim.printer.url == "sim"

@@ -84,6 +84,10 @@ class Schema:
     profile_key: str = "device.profile"
     profile_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     fallback_profile: str = "sim"
+    # Rules across sections: given every section's values, (section, key, message key,
+    # params) per problem. Like a section's check, each must look only at what it finds.
+    checks: tuple[Callable[[Mapping[str, Mapping[str, Any]]],
+                           list[tuple[str, str, str, dict[str, Any]]]], ...] = ()
 
     def section(self, name: str) -> Section:
         for section in self.sections:
@@ -95,7 +99,7 @@ class Schema:
         """A copy with one more section (later work adds its sections this way in tests)."""
         return Schema(
             (*self.sections, section), self.profile_key, self.profile_defaults,
-            self.fallback_profile,
+            self.fallback_profile, self.checks,
         )
 
     def default(self, section: Section, key: Key, profile: str) -> Any:
@@ -222,6 +226,9 @@ class _Check:
             if section.check is not None:
                 for name, message_key, params in section.check(got):
                     self.problem((*section.parts, name), message_key, **params)
+        for check in self.schema.checks:
+            for section_name, name, message_key, params in check(values):
+                self.problem((*section_name.split("."), name), message_key, **params)
         self.unread(self.doc, ())
         return Resolved(values, given, self.problems, profile)
 

@@ -26,6 +26,7 @@ from hardware.specs import (
     SecurityPolicy,
     TagReaderSpec,
 )
+from kiosk.config import devices
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -37,7 +38,15 @@ from kiosk.config.settings import (
     Settings,
     default_database_path,
 )
-from kiosk.config.types import Choice, Int, Language, Money, PathType, Str, Timezone
+from kiosk.config.types import (
+    Choice,
+    Int,
+    Language,
+    Money,
+    PathType,
+    Str,
+    Timezone,
+)
 from sync.policy import OnLoanToOther, UnknownItem
 
 # A device id becomes part of file names, log lines and hub records: short, lower case.
@@ -174,12 +183,14 @@ SCHEMA = Schema(
             Key("sync_interval_s", Int(5, 86_400), _hub.sync_interval_s),
             Key("probe_interval_s", Int(1, 3600), _hub.probe_interval_s),
         ), check=_check_hub),
+        *devices.SECTIONS,
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
     # For now the profiles differ only in the database path, which PerProfile computes.
     profile_defaults={profile: {} for profile in PROFILES},
     fallback_profile="sim",
+    checks=(devices.pins_used_twice,),
 )
 
 # What a kiosk without a config file is: the simulated device of the sample county.
@@ -206,6 +217,7 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
             card_reader=CardReaderSpec(**values["card_reader"]),
             gpio=GpioSpec(**values["gpio"]),
             security=SecurityPolicy(**values["security"]),
+            **devices.build(values),
         ),
         hub=HubSettings(**values["hub"]),
         source=source,

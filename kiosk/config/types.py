@@ -150,6 +150,28 @@ class Money(ValueType):
         return str(value)
 
 
+class IntList(ValueType):
+    """A list of whole numbers, each in ``[min, max]`` (GPIO pins, for instance)."""
+
+    name = "array"
+
+    def __init__(self, min: int, max: int, *, min_items: int = 1, max_items: int = 64) -> None:
+        self.item = Int(min, max)
+        self.min_items, self.max_items = min_items, max_items
+
+    def convert(self, raw: object, folder: Path) -> tuple[int, ...]:
+        if not isinstance(raw, list):
+            raise wrong_type(self.name, raw)
+        _bounds(len(raw), self.min_items, self.max_items)
+        return tuple(self.item.convert(value, folder) for value in raw)
+
+    def to_toml(self, value: tuple[int, ...]) -> str:
+        return "[" + ", ".join(str(v) for v in value) + "]"
+
+    def to_json(self, value: tuple[int, ...]) -> list[int]:
+        return list(value)
+
+
 class Bool(ValueType):
     name = "boolean"
 
