@@ -1,24 +1,31 @@
-"""``kiosk demo``: the sample county on a fresh database, walked through step by step.
+"""``kiosk demo``: a sample county with its reference hub, walked through step by step.
 
-At this stage the demo is the circulation command line on the small sample county: a
-patron borrows, a refused card, a return that travels home, a reserved book in a locker,
-and the queue waiting for the hub. It ends with commands to try by hand on the same
-database. (The daemon, simulated hardware and the touchscreen join it in later releases.)
+The reference hub starts on loopback with the small sample county; the demo kiosk (device
+``sim-01`` at the 24-hour reading space) takes its first snapshot from the hub, lends, refuses,
+takes back and hands out a reserved book with the kiosk's own circulation, then syncs and
+shows what the hub stored and flagged. It ends with commands to try by hand on the same
+kiosk database. (The daemon, the simulated hardware and the touchscreen join it once the
+daemon exists.)
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from kiosk import exitcodes
 from kiosk.app import App
 from kiosk.commands.circ import describe
+from kiosk.commands.sync_cmd import _print as print_sync
 from sync import db as cache_db
 from sync import outbox, sample
-from sync.circulation import Circulation
+from sync.circulation import Circulation, Outcome
+from sync.client import HubClient
 from sync.clock import SystemClock, read
+from sync.syncer import Syncer, SyncOptions
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -29,48 +36,69 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     p.set_defaults(handler=_demo)
 
 
+def _fresh(folder: Path, name: str) -> Path:
+    for old in folder.glob(f"{name}*"):
+        old.unlink()
+    return folder / name
+
+
+def _hub_db(path: Path, today: date) -> None:
+    """The county's hub database: the small sample county, its dates moved to today."""
+    from sync.hub.store import SqliteHubStore
+
+    SqliteHubStore.open(path).close()
+    with cache_db.Cache.open(path) as cache:
+        sample.load(cache, "small")
+        sample.move_to(cache, today)
+
+
 def _demo(app: App) -> int:
+    from sync.hub.testing import HubServer
+
     folder = Path(app.args.dir)
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "demo.db"
-    for old in folder.glob("demo.db*"):
-        old.unlink()
-    with cache_db.create(path) as cache:
-        info = sample.load(cache, "small")
-        cases = info.edge_cases
-        settings = app.settings()
-        clock = SystemClock()
-        identity = settings.identity()
-        # The sample's dates are fixed; move them to today so its expired card is expired
-        # and its reserved book still waits in the locker, whenever the demo runs.
-        sample.move_to(cache, read(clock).local_date(identity.timezone))
+    settings = app.settings()
+    identity = settings.identity()
+    clock = SystemClock()
+    today = read(clock).local_date(identity.timezone)
+    hub_path = _fresh(folder, "hub.db")
+    path = _fresh(folder, "demo.db")
+    _hub_db(hub_path, today)
+    token = secrets.token_urlsafe(24)
+    cases = sample.EDGE_CASES
+    with HubServer(hub_path, devices={identity.device_id: token}) as hub, \
+            cache_db.create(path) as cache, \
+            HubClient(hub.url, identity.device_id, token, clock=clock) as client:
+        syncer = Syncer(cache, client, options=SyncOptions(attempts=3, retry_max_s=2))
+        first = syncer.run_once()
+        app.say("demo.title", path=path, hub=hub.url, rows=first.snapshot_rows)
         circ = Circulation(cache, identity, settings.policy(), clock)
 
         def step(key: str, **params: object) -> None:
             app.line()
             app.say(f"demo.step.{key}", **params)
 
-        def show(outcome) -> None:
+        def show(outcome: Outcome) -> None:
             app.line("  " + describe(app, outcome))
 
-        app.say("demo.title", path=path, patrons=info.counts.get("patrons", 0),
-                items=info.counts.get("items", 0))
-        reader = cases["ok_patron"]
+        reader = str(cases["ok_patron"])
         step("borrow", card=reader)
         for key in ("available_item", "new_book_item", "other_branch_item"):
-            show(circ.checkout(str(reader), str(cases[key])))
+            show(circ.checkout(reader, str(cases[key])))
         step("refused", card=cases["expired_patron"])
         show(circ.checkout(str(cases["expired_patron"]), str(cases["children_item"])))
         step("not_for_loan")
-        show(circ.checkout(str(reader), str(cases["reference_item"])))
+        show(circ.checkout(reader, str(cases["reference_item"])))
         step("return_anywhere")
         show(circ.checkin(str(cases["other_branch_item"])))
         step("pickup", card=cases["ready_hold_patron"])
         for hold in circ.ready_holds(str(cases["ready_hold_patron"])):
             show(circ.pickup(str(cases["ready_hold_patron"]), int(hold["hold_id"])))
-        depth = outbox.depth(cache.conn)
-        step("queue", depth=depth)
+        step("queue", depth=outbox.depth(cache.conn))
+        step("sync", hub=hub.url)
+        report = syncer.run_once()
+        print_sync(app, report)
     app.line()
     app.say("demo.try", db=path, card=reader, item=cases["available_item"],
-            expired=cases["expired_patron"])
-    return exitcodes.OK
+            expired=cases["expired_patron"], hub_db=hub_path)
+    return exitcodes.OK if report.ok else exitcodes.REFUSED
