@@ -315,6 +315,7 @@ def _run(folder: str, name: str, pushes: list[tuple[int, list[dict]]]) -> dict:
             device = ("van-01", "van-02")[d]
             store.push(device, {"device_id": device, "events": events}, f"{name}-{n:04d}",
                        f"{name}-{n:04d}")
+        store.apply_pending()
         return _state(store)
     finally:
         store.close()

@@ -7,9 +7,12 @@ Layout (one concept per module):
 - :mod:`sync.hub.schema`: the hub's own tables, applied on top of the kiosk cache schema.
 - :mod:`sync.hub.store`: :class:`~sync.hub.store.HubStore`, what the HTTP layer needs from
   storage, and :class:`~sync.hub.store.SqliteHubStore`, its SQLite implementation.
+- :mod:`sync.hub.intake`: storing a pushed batch (each event once, the gap-free prefix).
 - :mod:`sync.hub.timefix`: placing events on the hub's clock (clock anchors).
 - :mod:`sync.hub.apply` (verdicts, exceptions, each kind of event) and
   :mod:`sync.hub.physical` (an item's loans in time order): applying events.
+- :mod:`sync.hub.applier` (which events are due, and the background thread that applies
+  them after the push) and :mod:`sync.hub.chunk` (what one applying transaction shares).
 - :mod:`sync.hub.changes`, :mod:`sync.hub.rows`, :mod:`sync.hub.snapshot`: the change log
   and its cursors, the rows of each feed, and the streamed snapshot.
 - :mod:`sync.hub.auth` (tokens) and :mod:`sync.hub.validate` (request bodies).

@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from sync.hub import rows
+from sync.hub import chunk, rows
 from sync.hub.errors import BadRequest, CursorExpired
 
 
@@ -29,7 +29,12 @@ def _state(conn: sqlite3.Connection, key: str) -> Any:
 
 
 def next_change_id(conn: sqlite3.Connection) -> int:
-    """Take the next change id; call inside the write transaction that records the change."""
+    """Take the next change id; call inside the write transaction that records the change.
+    Inside :func:`sync.hub.chunk.shared` the id comes from the chunk's counter."""
+    shared = chunk.current(conn)
+    if shared is not None:
+        shared.last_change_id += 1
+        return shared.last_change_id
     return conn.execute(
         "UPDATE hub_state SET value = value + 1 WHERE key = 'last_change_id' RETURNING value"
     ).fetchone()[0]

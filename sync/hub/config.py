@@ -26,6 +26,13 @@ class HubConfig:
     10,000,001 and the sample device's own range is 900,000-909,999, so the defaults meet
     neither. ``future_tolerance_ns`` is how far past the hub's clock an event may claim to
     be before it is flagged ``time_in_future`` (clocks and round trips are never exact).
+
+    Pushed events are stored at once and applied by a background applier
+    (:mod:`sync.hub.applier`), ``apply_chunk_events`` per write transaction. It gives way to
+    pushes: it starts once no push has come for ``apply_settle_s``, or once it has waited
+    ``apply_max_lag_s`` since it was woken, whichever is first, and it also looks every
+    ``apply_interval_s``. None of this is needed for correctness: whatever reads circulation
+    state applies the events still waiting first.
     """
 
     card_prefix: str = "4311"
@@ -40,3 +47,7 @@ class HubConfig:
     change_page_default: int = 1000
     change_page_max: int = 5000
     snapshot_batch_rows: int = 2000
+    apply_chunk_events: int = 200
+    apply_settle_s: float = 0.05
+    apply_max_lag_s: float = 1.0
+    apply_interval_s: float = 5.0

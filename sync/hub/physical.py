@@ -25,6 +25,7 @@ from typing import Any
 
 from sync import cache_views as views
 from sync import rules
+from sync.hub import chunk
 from sync.hub.config import HubConfig
 from sync.hub.timefix import from_iso, iso
 from sync.rules import Reason, RouteKind
@@ -80,8 +81,14 @@ class Work:
         # still have its returns recorded, just without a branch.
         if not isil:
             return None
-        row = self.conn.execute("SELECT 1 FROM branches WHERE isil = ?", (isil,)).fetchone()
-        return isil if row else None
+        shared = chunk.current(self.conn)
+        if shared is not None and isil in shared.branches:
+            return isil if shared.branches[isil] else None
+        known = self.conn.execute("SELECT 1 FROM branches WHERE isil = ?",
+                                  (isil,)).fetchone() is not None
+        if shared is not None:
+            shared.branches[isil] = known
+        return isil if known else None
 
 
 @dataclass(frozen=True)

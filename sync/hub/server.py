@@ -129,6 +129,10 @@ def serve(store: HubStore, *, host: str, port: int, tls: TLSFiles | None = None,
     Uvicorn handles the signal and, once shut down, raises it again under the handlers that
     were there before it started; ours only note it, so a stop by systemd or Ctrl-C is a
     clean return (exit code 0), not a death by signal.
+
+    The store's background applier runs while the server does: it starts before the first
+    request and stops after the last one has been answered (its chunk in progress commits;
+    events still waiting stay stored and are applied at the next start).
     """
     server = build_server(store, host=host, port=port, tls=tls, log_level="info")
     # Loading the config reads the certificate and key: a bad file fails here (ssl.SSLError),
@@ -144,9 +148,11 @@ def serve(store: HubStore, *, host: str, port: int, tls: TLSFiles | None = None,
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, lambda signum, frame: None)
+    store.start_applier()
     try:
         server.run(sockets=[sock])
     finally:
+        store.stop_applier()
         sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

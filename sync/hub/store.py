@@ -2,9 +2,12 @@
 implements it on one SQLite file.
 
 The SQLite store serves one process: writes are serialised by a lock and each runs in one
-``BEGIN IMMEDIATE`` transaction (a push stores, acknowledges and applies its events and
-records its idempotent answer together, durably, before the device hears "stored"); reads
-run on a connection per thread in a read transaction, so they never wait for writes (WAL).
+``BEGIN IMMEDIATE`` transaction; reads run on a connection per thread in a read transaction,
+so they never wait for writes (WAL). A push stores and acknowledges its events and records
+its idempotent answer together, durably, before the device hears "stored"; it does not
+apply them. The applier (:mod:`sync.hub.applier`) applies them in the background, and every
+read of circulation state (changes, snapshot, exceptions) first applies what is still
+waiting, so a device that pushes and then pulls sees the effects of its own events.
 A county that outgrows one process implements :class:`HubStore` on PostgreSQL instead;
 docs/hub.md says which statements change.
 """
@@ -23,11 +26,11 @@ from typing import Any, Protocol
 
 from sync import db as cache_db
 from sync.db import Cache
-from sync.hub import changes, schema, timefix
-from sync.hub.apply import EVENT_COLUMNS, apply_event, load_event
+from sync.hub import applier, changes, chunk, intake, schema, timefix
+from sync.hub.apply import apply_event, load_event
 from sync.hub.auth import Principal, new_token, token_hash
 from sync.hub.config import HubConfig
-from sync.hub.errors import IdempotencyMismatch, RangeExhausted, ValidationFailed
+from sync.hub.errors import IdempotencyMismatch, RangeExhausted
 from sync.hub.snapshot import Snapshot
 
 log = logging.getLogger("sync.hub")
@@ -45,13 +48,25 @@ class HubStore(Protocol):
 
     def push(self, device_id: str, batch: dict[str, Any], idempotency_key: str,
              request_hash: str) -> dict[str, Any]:
-        """Store a checked ``EventBatch`` and apply what became contiguous; a ``PushResult``."""
+        """Store a checked ``EventBatch`` durably and answer a ``PushResult``. The events are
+        applied later (see :meth:`apply_pending`)."""
+
+    def apply_pending(self) -> int:
+        """Apply every event stored before the call that can be applied; how many were."""
+
+    def start_applier(self) -> None:
+        """Start applying stored events in the background (idempotent)."""
+
+    def stop_applier(self, timeout: float = 30.0) -> bool:
+        """Stop the background applier after its current chunk (idempotent); True once
+        stopped."""
 
     def changes(self, device_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
-        """A ``ChangePage`` after ``cursor``."""
+        """A ``ChangePage`` after ``cursor``, with every event stored before it applied."""
 
     def snapshot(self, device_id: str) -> Snapshot:
-        """An open snapshot (header fixed); iterating it yields the NDJSON body."""
+        """An open snapshot (header fixed), with every event stored before it applied;
+        iterating it yields the NDJSON body."""
 
     def lease_card_range(self, device_id: str, size: int) -> dict[str, Any]:
         """A new ``CardRange``, disjoint from every range leased before."""
@@ -60,17 +75,20 @@ class HubStore(Protocol):
         """Record a checked ``Heartbeat`` (and its anchors)."""
 
     def exceptions(self, device_id: str | None, status: str) -> list[dict[str, Any]]:
-        """``HubException`` rows, oldest first; ``status`` is open, resolved or all."""
+        """``HubException`` rows, oldest first, with every event stored before the call
+        applied; ``status`` is open, resolved or all."""
 
     def close(self) -> None:
-        """Release every connection; idempotent."""
+        """Stop the applier and release every connection; idempotent."""
 
 
 class SqliteHubStore:
     """The hub on one SQLite file: the kiosk cache schema plus :mod:`sync.hub.schema`.
 
     ``open()`` creates the file when ``create`` is true and brings both schemas current;
-    without ``create`` a missing file is :class:`sync.errors.DatabaseMissing`.
+    without ``create`` a missing file is :class:`sync.errors.DatabaseMissing`. The
+    background applier runs only after :meth:`start_applier` (the server calls it); without
+    it, events are applied when something reads, or by :meth:`apply_pending`.
     """
 
     def __init__(self, path: Path, config: HubConfig, clock: Callable[[], int]) -> None:
@@ -82,6 +100,11 @@ class SqliteHubStore:
         self._caches: list[Cache] = []
         self._caches_lock = threading.Lock()
         self._closed = False
+        # device id -> seq of its event that failed to apply: that device waits (and is not
+        # tried again on every read) until its next push, or until the hub restarts.
+        self._failed: dict[str, int] = {}
+        self._traffic = applier.Traffic()
+        self._applier = applier.Applier(self._apply_chunk, self._traffic, config)
 
     @classmethod
     def open(cls, path: str | Path, config: HubConfig | None = None, *, create: bool = True,
@@ -117,6 +140,7 @@ class SqliteHubStore:
             yield conn
 
     def close(self) -> None:
+        self._applier.stop()
         with self._caches_lock:
             caches, self._caches = self._caches, []
         for cache in caches:
@@ -164,8 +188,13 @@ class SqliteHubStore:
 
     def push(self, device_id: str, batch: dict[str, Any], idempotency_key: str,
              request_hash: str) -> dict[str, Any]:
-        received = self.clock()
-        with self._write() as conn:
+        """Store the batch, acknowledge it and remember the answer, in one durable
+        transaction; nothing is applied here. Each event is stored once per
+        ``(device_id, txn_id)``; ``acked_through_seq`` is the gap-free prefix stored."""
+        with self._traffic.push(), self._write() as conn:
+            # Read under the lock: arrival times then follow commit order, which is the
+            # order the applier applies different devices' events in.
+            received = self.clock()
             row = conn.execute(
                 "SELECT request_hash, response FROM hub_idempotency WHERE device_id = ?"
                 " AND key = ?", (device_id, idempotency_key)).fetchone()
@@ -175,12 +204,12 @@ class SqliteHubStore:
                         "this Idempotency-Key was used for another request body")
                 return json.loads(row[1])
             timefix.store_anchors(conn, device_id, batch.get("anchors") or [], received)
-            stored, duplicates = self._store_events(conn, device_id, batch["events"], received)
-            acked = self._advance(conn, device_id)
-            self._apply_pending(conn, device_id)
+            stored, duplicates = intake.store_events(conn, self.config, device_id,
+                                                     batch["events"], received)
+            acked = intake.advance(conn, device_id)
             result = {"device_id": device_id, "stored": stored, "duplicates": duplicates,
                       "acked_through_seq": acked,
-                      "missing_seqs": self._missing(conn, device_id, acked),
+                      "missing_seqs": intake.missing(conn, device_id, acked),
                       "hub_time_ns": self.clock()}
             conn.execute("UPDATE hub_devices SET last_seen_ns = ? WHERE device_id = ?",
                          (received, device_id))
@@ -188,104 +217,104 @@ class SqliteHubStore:
                 "INSERT INTO hub_idempotency (device_id, key, request_hash, response,"
                 " created_at_ns) VALUES (?, ?, ?, ?, ?)",
                 (device_id, idempotency_key, request_hash, json.dumps(result), received))
+            # As when pushes applied their own events: a new push of the device tries
+            # its failed event again.
+            self._failed.pop(device_id, None)
+        self._applier.wake()
         return result
 
-    def _store_events(self, conn: Any, device_id: str, events: list[dict[str, Any]],
-                      received: int) -> tuple[int, int]:
-        stored = duplicates = 0
-        conflicts = []
-        cfg = self.config
-        for ev in sorted(events, key=lambda e: e["seq"]):
-            same = conn.execute(
-                "SELECT seq, txn_id FROM hub_events WHERE device_id = ? AND (txn_id = ?"
-                " OR seq = ?)", (device_id, ev["txn_id"], ev["seq"])).fetchall()
-            if (ev["seq"], ev["txn_id"]) in [tuple(r) for r in same]:
-                duplicates += 1
-                continue
-            if same:
-                # The same seq with another txn (or the reverse): the device's outbox was
-                # restored or copied. Nothing is guessed; the device must be looked at.
-                conflicts.append({"seq": ev["seq"], "txn_id": ev["txn_id"]})
-                continue
-            place = timefix.place(conn, device_id, ev, received, cfg.future_tolerance_ns,
-                                  cfg.timezone)
-            item = ev["payload"].get("item")
-            conn.execute(
-                "INSERT INTO hub_events (device_id, seq, txn_id, kind, boot_id, mono_ns,"
-                " wall_ns, clock_synced, hlc, payload, item, received_at_ns,"
-                " corrected_time_ns, event_time_ns, time_basis, time_flags)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (device_id, ev["seq"], ev["txn_id"], ev["kind"], ev["boot_id"], ev["mono_ns"],
-                 ev["wall_ns"], int(ev["clock_synced"]), ev["hlc"],
-                 json.dumps(ev["payload"], ensure_ascii=False, sort_keys=True),
-                 item if isinstance(item, str) and item else None, received,
-                 place.corrected_ns, place.time_ns // 1000 * 1000, place.basis,
-                 ",".join(place.flags)))
-            stored += 1
-        if conflicts:
-            raise ValidationFailed(
-                "events reuse a seq or txn_id the hub already holds with another partner",
-                details={"seq_conflicts": conflicts[:100]})
-        return stored, duplicates
+    # -- applying ------------------------------------------------------------------------
 
-    def _advance(self, conn: Any, device_id: str) -> int:
-        through = conn.execute("SELECT stored_through_seq FROM hub_devices WHERE device_id = ?",
-                               (device_id,)).fetchone()[0]
-        for (seq,) in conn.execute("SELECT seq FROM hub_events WHERE device_id = ? AND seq > ?"
-                                   " ORDER BY seq", (device_id, through)):
-            if seq != through + 1:
-                break
-            through = seq
-        conn.execute("UPDATE hub_devices SET stored_through_seq = ? WHERE device_id = ?",
-                     (through, device_id))
-        return through
+    def start_applier(self) -> None:
+        """Apply stored events in a background thread from now on (one thread per store;
+        a second call does nothing). Events left unapplied by an earlier run are applied
+        at once."""
+        self._applier.start()
 
-    def _missing(self, conn: Any, device_id: str, acked: int) -> list[int]:
-        missing: list[int] = []
-        expected = acked + 1
-        for (seq,) in conn.execute("SELECT seq FROM hub_events WHERE device_id = ? AND seq > ?"
-                                   " ORDER BY seq", (device_id, acked)):
-            while expected < seq and len(missing) < 100:
-                missing.append(expected)
-                expected += 1
-            if len(missing) >= 100:
-                break
-            expected = seq + 1
-        return missing
+    def stop_applier(self, timeout: float = 30.0) -> bool:
+        """Stop the background applier once its chunk in progress has committed; events
+        still waiting stay stored. True when it has stopped (or never ran)."""
+        return self._applier.stop(timeout)
 
-    def _apply_pending(self, conn: Any, device_id: str) -> None:
-        """Apply the device's stored events that have no gap before them, in seq order."""
-        done, through = conn.execute(
-            "SELECT applied_through_seq, stored_through_seq FROM hub_devices"
-            " WHERE device_id = ?", (device_id,)).fetchone()
-        pending = conn.execute(
-            f"SELECT {EVENT_COLUMNS} FROM hub_events WHERE device_id = ? AND seq > ?"
-            " AND seq <= ? ORDER BY seq", (device_id, done, through)).fetchall()
-        for row in pending:
-            ev = load_event(row)
-            conn.execute("SAVEPOINT apply_event")
-            try:
-                apply_event(conn, self.config, ev, self.clock())
-            except Exception:
-                # The event stays stored (a fact) but unapplied, and so do the ones after
-                # it: order matters. The next push of this device tries again.
-                conn.execute("ROLLBACK TO apply_event")
+    def apply_pending(self) -> int:
+        """Apply every event stored before this call that can be applied, and return how
+        many were applied.
+
+        Can be applied: no gap before it in its device's seqs, and its device not waiting
+        behind an event that failed (until that device pushes again). Safe alongside the
+        applier and other callers, in this process or another one: each chunk is one
+        write transaction under the write lock, so no event is applied twice.
+        """
+        upto: dict[str, int] | None = None
+        applied = 0
+        while True:
+            with self._write() as conn:
+                if upto is None:  # what is stored now; later pushes are not waited for
+                    upto = {d: through for d, (_, through) in applier.waiting(conn).items()}
+                found = applier.due(conn, self.config.apply_chunk_events, self._failed, upto)
+                if not found:
+                    return applied
+                applied += self._apply(conn, found)
+
+    def _apply_chunk(self) -> int:
+        """The applier's unit of work: one chunk of due events in one transaction; returns
+        how many were due (0: nothing left to do)."""
+        with self._write() as conn:
+            found = applier.due(conn, self.config.apply_chunk_events, self._failed)
+            if found:
+                self._apply(conn, found)
+            return len(found)
+
+    def _catch_up(self) -> None:
+        """Before reading circulation state: apply what is waiting, so that the reader sees
+        the effects of every event stored before it asked. A read transaction first, so
+        that a reader takes the write lock only when there is something to apply."""
+        with self._read() as conn:
+            waiting = applier.waiting(conn)
+        if any(self._failed.get(d) != done + 1 for d, (done, _) in waiting.items()):
+            self.apply_pending()
+
+    def _apply(self, conn: Any, found: list[tuple]) -> int:
+        """Apply ``found`` (rows from :func:`applier.due`, in order) and move each device's
+        ``applied_through_seq`` in the same transaction; returns how many were applied."""
+        applied = 0
+        done: dict[str, int] = {}
+        stuck: set[str] = set()
+        with chunk.shared(conn):
+            for row in found:
+                ev = load_event(row)
+                if ev.device_id in stuck:
+                    continue  # an earlier event of the device failed: this one waits
+                conn.execute("SAVEPOINT apply_event")
+                try:
+                    apply_event(conn, self.config, ev, self.clock())
+                except Exception:
+                    # The event stays stored (a fact) but unapplied, and so do the ones
+                    # after it: order matters. The device's next push tries again.
+                    conn.execute("ROLLBACK TO apply_event")
+                    conn.execute("RELEASE apply_event")
+                    log.exception("applying %s event seq %d of %s failed", ev.kind, ev.seq,
+                                  ev.device_id)
+                    self._failed[ev.device_id] = ev.seq
+                    stuck.add(ev.device_id)
+                    continue
                 conn.execute("RELEASE apply_event")
-                log.exception("applying %s event seq %d of %s failed", ev.kind, ev.seq,
-                              device_id)
-                break
-            conn.execute("RELEASE apply_event")
-            done = ev.seq
-        conn.execute("UPDATE hub_devices SET applied_through_seq = ? WHERE device_id = ?",
-                     (done, device_id))
+                done[ev.device_id] = ev.seq
+                applied += 1
+                self._failed.pop(ev.device_id, None)
+        conn.executemany("UPDATE hub_devices SET applied_through_seq = ? WHERE device_id = ?",
+                         [(seq, device_id) for device_id, seq in done.items()])
+        return applied
 
     # -- pull ----------------------------------------------------------------------------
 
     def changes(self, device_id: str, cursor: str | None, limit: int) -> dict[str, Any]:
+        self._catch_up()
         with self._read() as conn:
             return changes.page(conn, device_id, cursor, limit).as_dict()
 
     def snapshot(self, device_id: str) -> Snapshot:
+        self._catch_up()
         return Snapshot(Cache.open(self.path), device_id, self.clock(),
                         self.config.snapshot_batch_rows)
 
@@ -337,13 +366,18 @@ class SqliteHubStore:
                " AND (? = 'all' OR status = ?) ORDER BY id")
         keys = ("id", "device_id", "txn_id", "seq", "kind", "code", "message", "status",
                 "event_time_ns")
+        self._catch_up()
         with self._read() as conn:
             return [dict(zip(keys, r, strict=True)) for r in
                     conn.execute(sql, (device_id, device_id, status, status))]
 
     def compact(self, keep_days: float) -> int:
         """Forget changes older than ``keep_days`` (and idempotency answers as old); devices
-        whose cursor is older must take a new snapshot. Returns the changes removed."""
+        whose cursor is older must take a new snapshot. Returns the changes removed.
+
+        Events still waiting are applied first, so the log is compacted as of a state that
+        includes every event stored before the call."""
+        self._catch_up()
         before = self.clock() - int(keep_days * 86_400 * 1e9)
         with self._write() as conn:
             conn.execute("DELETE FROM hub_idempotency WHERE created_at_ns < ?", (before,))

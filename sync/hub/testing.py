@@ -31,23 +31,29 @@ class HubServer:
     - ``staff_token``: registered as staff token ``"staff"`` when given.
     - ``tls``: serve HTTPS with these files (with ``client_ca``: mTLS).
     - ``config``: the hub's :class:`~sync.hub.config.HubConfig` (defaults otherwise).
+    - ``applier``: False starts the hub without its background applier, as a test's way to
+      hold application back: pushed events then stay stored, unapplied, until something
+      reads (a pull, a snapshot, the exceptions) or ``store.apply_pending()`` is called.
 
     On entry the server answers ``/health`` (or entry raises ``RuntimeError``). Callers may
     rely on ``url`` (``http[s]://127.0.0.1:PORT/api/v1``), ``port``, ``db_path`` and
     ``store`` (the :class:`~sync.hub.store.SqliteHubStore` the server uses, for admin calls
-    such as ``compact``). Leaving the ``with`` block stops the server and closes the
-    database; stopping twice is harmless.
+    such as ``compact`` or ``apply_pending``). Leaving the ``with`` block stops the server,
+    then the applier (events still waiting stay stored), and closes the database; stopping
+    twice is harmless.
     """
 
     def __init__(self, db_path: str | os.PathLike[str], *, sample: str | None = None,
                  devices: dict[str, str] | None = None, staff_token: str | None = None,
-                 tls: TLSFiles | None = None, config: HubConfig | None = None) -> None:
+                 tls: TLSFiles | None = None, config: HubConfig | None = None,
+                 applier: bool = True) -> None:
         self.db_path = Path(db_path)
         self.sample = sample
         self.devices = dict(devices or {})
         self.staff_token = staff_token
         self.tls = tls
         self.config = config or HubConfig()
+        self.applier = applier
         self.port = 0
         self.url = ""
         self.store: SqliteHubStore | None = None
@@ -63,6 +69,8 @@ class HubServer:
             store.add_device(device_id, token)
         if self.staff_token:
             store.add_staff("staff", self.staff_token)
+        if self.applier:
+            store.start_applier()
         sock = bind("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         scheme = "https" if self.tls else "http"
