@@ -22,6 +22,7 @@ if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
 import bulk  # noqa: E402
+import daemon as daemon_bench  # noqa: E402  (benchmarks/daemon.py)
 import latency  # noqa: E402
 import rfid  # noqa: E402
 import sync_bench  # noqa: E402  (not "sync": that is the project's package)
@@ -46,6 +47,10 @@ TARGETS = {
     "rfid.pad10.wall": [("ratio", "<", 1.3)],
     "sync.push.events_per_s": [("ratio", ">=", 20.0)],
     "sync.bootstrap.peak_rss": [("value", "<", 150.0)],
+    "daemon.card_to_session.p95": [("value", "<", 150.0)],
+    "daemon.book_to_loan.p95": [("value", "<", 300.0)],
+    "daemon.idle_rss": [("value", "<", 60.0)],
+    "daemon.start_to_ready": [("value", "<", 2.0)],
 }
 
 
@@ -158,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     figures += rfid.figures()
     print("timing sync with the reference hub on loopback ...", flush=True)
     figures += sync_bench.figures(args.size, args.workdir)
+    print("timing the kiosk daemon on simulated hardware ...", flush=True)
+    figures += daemon_bench.figures(args.size)
     if not args.keep:
         bulk.remove_db(db)
         bulk.remove_db(args.workdir / "baseline-commit.db")

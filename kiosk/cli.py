@@ -16,6 +16,7 @@ from kiosk import __version__, exitcodes
 from kiosk.app import App
 from kiosk.commands import COMMAND_MODULES
 from kiosk.config import ConfigInvalid
+from kiosk.control_client import DaemonError
 from kiosk.messages import Catalogue, choose_language
 from sync.errors import CacheError
 
@@ -65,6 +66,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CacheError as exc:
         app.warn(exc.message_key, **exc.params)
         return exitcodes.DATA
+    except DaemonError as exc:
+        params = dict(exc.params)
+        device = f"selftest.device.{params.get('device')}"
+        if catalogue.has(device):  # the daemon names a device by its role; say it in words
+            params["device"] = catalogue.text(device)
+        app.warn(exc.message_key, **params)
+        return exc.exit_code
     except KeyboardInterrupt:
         return exitcodes.INTERRUPTED
     except BrokenPipeError:

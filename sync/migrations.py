@@ -237,9 +237,33 @@ def _m002_hub_sync(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# The kiosk daemon's journal of security flags not yet confirmed. A row is written in the
+# same transaction as the loan it belongs to (state 'lent': the tag must still be set to
+# "on loan") and deleted once the tag reads back as written; a loan undone because its tag
+# could not be secured keeps its row (state 'undone') until the tag reads "on the shelf"
+# again. After a crash the rows left say which books may have left without a secured tag.
+_FLAG_JOURNAL_SCHEMA = [
+    """CREATE TABLE flag_pending (
+        checkout_txn TEXT PRIMARY KEY,
+        barcode TEXT NOT NULL,
+        tag_uid TEXT,
+        card TEXT,
+        state TEXT NOT NULL DEFAULT 'lent' CHECK (state IN ('lent', 'undone')),
+        created_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+]
+
+
+def _m003_flag_journal(db: sqlite_utils.Database) -> None:
+    for statement in _FLAG_JOURNAL_SCHEMA:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _m001_initial),
     Migration(2, "hub sync: verdicts, clock anchors, row versions", _m002_hub_sync),
+    Migration(3, "kiosk daemon: journal of security flags not yet confirmed",
+              _m003_flag_journal),
 )
 
 @dataclass(frozen=True)

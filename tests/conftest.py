@@ -107,6 +107,14 @@ def build_world(path: Path, clock: ManualClock) -> World:
     return w
 
 
+@pytest.fixture(autouse=True)
+def _private_runtime_dir(tmp_path_factory, monkeypatch):
+    """Commands without a config talk to a running daemon on the default sim socket under
+    $XDG_RUNTIME_DIR: each test gets its own, so neither a developer's demo nor another
+    test's daemon is ever reached by accident."""
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("runtime")))
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOON_ISH)

@@ -22,7 +22,10 @@ NAMES = {"checkout.p50", "checkout.p99", "checkin.p50", "checkin.p99",
          "rfid.pad10.commands", "rfid.pad10.wall_spread",
          "sync.bootstrap.rows_per_s", "sync.bootstrap.seconds", "sync.bootstrap.rows",
          "sync.bootstrap.peak_rss", "sync.push.events_per_s", "sync.push.bytes_per_event",
-         "sync.push.events"}
+         "sync.push.events",
+         "daemon.card_to_session.p50", "daemon.card_to_session.p95", "daemon.book_to_loan.p50",
+         "daemon.book_to_loan.p95", "daemon.book_to_lent.p50", "daemon.book_to_lent.p95",
+         "daemon.idle_rss", "daemon.start_to_ready"}
 
 pytestmark = pytest.mark.bench
 

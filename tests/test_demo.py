@@ -1,5 +1,6 @@
-"""`kiosk demo` runs the real commands on the sample county with the reference hub, and
-leaves a consistent cache whose transactions the hub stored."""
+"""`kiosk demo --walkthrough` runs the real commands on the sample county with the reference
+hub, and leaves a consistent cache whose transactions the hub stored. (`kiosk demo` itself,
+the daemon on simulated hardware, is tested in tests/test_daemon_demo.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from tests.invariants import violations
 
 
 def test_demo_walkthrough(tmp_path, capsys):
-    assert main(["--lang", "en", "demo", "--dir", str(tmp_path)]) == 0
+    assert main(["--lang", "en", "demo", "--walkthrough", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "reference hub runs at http://127.0.0.1:" in out
     assert out.count("✔ Lent") == 3
@@ -32,7 +33,7 @@ def test_demo_walkthrough(tmp_path, capsys):
     assert stored.fetchone()[0] == 5
     hub.close()
     # Running it again starts from fresh databases.
-    assert main(["demo", "--dir", str(tmp_path)]) == 0
+    assert main(["demo", "--walkthrough", "--dir", str(tmp_path)]) == 0
     capsys.readouterr()
     assert main(["--db", str(tmp_path / "demo.db"), "queue", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["depth"] == 0

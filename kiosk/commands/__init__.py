@@ -1,5 +1,19 @@
 """Subcommands of ``kiosk``; see :mod:`kiosk.cli` for the protocol each module follows."""
 
-from kiosk.commands import circ, config_cmd, db, demo, hub_cmd, queue, selftest, sync_cmd, tag
+from kiosk.commands import (
+    circ,
+    config_cmd,
+    db,
+    demo,
+    hub_cmd,
+    queue,
+    run,
+    selftest,
+    sim,
+    status,
+    sync_cmd,
+    tag,
+)
 
-COMMAND_MODULES = (db, circ, queue, sync_cmd, config_cmd, demo, tag, selftest, hub_cmd)
+COMMAND_MODULES = (run, status, db, circ, queue, sync_cmd, config_cmd, demo, tag, selftest, sim,
+                   hub_cmd)

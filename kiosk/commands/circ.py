@@ -1,7 +1,10 @@
 """``kiosk circ checkout|checkin|renew|pickup|batch``: staff circulation.
 
-For now these work on the database directly; when the daemon runs they will go through its
-control socket instead (the daemon owns the database).
+When the daemon runs they go through its control socket (the daemon owns the database);
+otherwise, or with ``--db`` naming another database than the daemon's, they work on the
+database directly. Either way the same rules decide and the output is the same. These
+commands record circulation only: no tag is written (the pad's loans go through the daemon's
+sessions, which set the security flags).
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from kiosk import exitcodes
 from kiosk.app import App
+from kiosk.control_client import ControlClient, daemon_for
+from kiosk.daemon.db import outcome_dict
 from sync.circulation import Circulation, Outcome
 from sync.clock import SystemClock
 from sync.errors import CacheError
@@ -50,65 +56,119 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     batch.set_defaults(handler=_batch)
 
 
-def _circulation(app: App) -> Circulation:
-    settings = app.settings()
-    station = Station.DESK if app.args.desk else Station.KIOSK
-    return Circulation(app.open_cache(), settings.identity(station), settings.policy(),
-                       SystemClock(), online=False)
+class _Direct:
+    """Circulation on the database itself (no daemon runs)."""
+
+    def __init__(self, app: App) -> None:
+        settings = app.settings()
+        station = Station.DESK if app.args.desk else Station.KIOSK
+        self.circ = Circulation(app.open_cache(), settings.identity(station), settings.policy(),
+                                SystemClock(), online=False)
+
+    def do(self, verb: str, card: str | None, barcode: str) -> dict[str, Any]:
+        if verb == "checkout":
+            return outcome_dict(self.circ.checkout(str(card), barcode))
+        if verb == "checkin":
+            return outcome_dict(self.circ.checkin(barcode))
+        return outcome_dict(self.circ.renew(str(card), barcode))
+
+    def pickup(self, card: str, hold: int) -> dict[str, Any]:
+        return outcome_dict(self.circ.pickup(card, hold))
+
+    def ready(self, card: str) -> list[dict[str, Any]]:
+        return self.circ.ready_holds(card)
+
+    def close(self) -> None:
+        self.circ.cache.close()
+
+
+class _ViaDaemon:
+    """Circulation through the running daemon, which owns the database."""
+
+    def __init__(self, client: ControlClient, desk: bool) -> None:
+        self.client = client
+        self.desk = desk
+
+    def do(self, verb: str, card: str | None, barcode: str) -> dict[str, Any]:
+        result = self.client.request("circ", verb=verb, card=card, items=[barcode],
+                                     desk=self.desk)
+        return result["outcomes"][0]
+
+    def pickup(self, card: str, hold: int) -> dict[str, Any]:
+        result = self.client.request("circ", verb="pickup", card=card, hold=hold,
+                                     desk=self.desk)
+        return result["outcomes"][0]
+
+    def ready(self, card: str) -> list[dict[str, Any]]:
+        return self.client.request("circ", verb="pickup", card=card, desk=self.desk)["ready"]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _backend(app: App) -> _Direct | _ViaDaemon:
+    client = daemon_for(app)
+    return _Direct(app) if client is None else _ViaDaemon(client, app.args.desk)
 
 
 def describe(app: App, outcome: Outcome) -> str:
-    """One line a person reads about one outcome: the decision, where the book goes, and
-    what was recorded only provisionally."""
-    d = outcome.decision
-    params = outcome.params()
-    mark = "✔" if d.allowed else "✘"
-    parts = [f"{mark} {app.t(d.message_key, **params)}"]
-    if d.route is not None and d.changes_state:
-        parts.append(app.t(f"circ.route.{d.route.kind}", **params))
-    if d.offer is not None:
-        parts.append(app.t(f"circ.offer.{d.offer}"))
-    notes = [app.t(f"circ.flag.{f}") for f in sorted(d.flags)]
+    """One line a person reads about one outcome (see :func:`describe_dict`)."""
+    return describe_dict(app, outcome_dict(outcome))
+
+
+def describe_dict(app: App, outcome: dict[str, Any]) -> str:
+    """One line a person reads about one outcome (as :func:`outcome_dict` gives it): the
+    decision, where the book goes, and what was recorded only provisionally."""
+    params = outcome["params"]
+    mark = "✔" if outcome["allowed"] else "✘"
+    parts = [f"{mark} {app.t(outcome['message_key'], **params)}"]
+    route = outcome.get("route")
+    if route is not None and outcome.get("changes_state", True):
+        parts.append(app.t(f"circ.route.{route['kind']}", **params))
+    if outcome.get("offer"):
+        parts.append(app.t(f"circ.offer.{outcome['offer']}"))
+    notes = [app.t(f"circ.flag.{f}") for f in sorted(outcome.get("flags") or [])]
     if notes:
         parts.append("(" + app.t("cli.list_separator").join(notes) + ")")
     return " ".join(parts)
 
 
-def _report(app: App, outcomes: list[Outcome]) -> int:
+def _report(app: App, outcomes: list[dict[str, Any]]) -> int:
     if app.json:
-        app.emit_json([o.as_dict() | {"message": app.t(o.decision.message_key, **o.params())}
+        app.emit_json([o | {"message": app.t(o["message_key"], **o["params"])}
                        for o in outcomes])
     else:
         for o in outcomes:
-            app.line(describe(app, o))
-    return exitcodes.OK if all(o.allowed for o in outcomes) else exitcodes.REFUSED
+            app.line(describe_dict(app, o))
+    return exitcodes.OK if all(o["allowed"] for o in outcomes) else exitcodes.REFUSED
 
 
-def _each(app: App, act: Callable[[Circulation, str], Outcome]) -> int:
-    circ = _circulation(app)
+def _each(app: App, verb: str) -> int:
+    backend = _backend(app)
     try:
-        return _report(app, [act(circ, barcode) for barcode in app.args.item])
+        card = getattr(app.args, "card", None)
+        return _report(app, [backend.do(verb, card, barcode) for barcode in app.args.item])
     finally:
-        circ.cache.close()
+        backend.close()
 
 
 def _checkout(app: App) -> int:
-    return _each(app, lambda c, item: c.checkout(app.args.card, item))
+    return _each(app, "checkout")
 
 
 def _checkin(app: App) -> int:
-    return _each(app, lambda c, item: c.checkin(item))
+    return _each(app, "checkin")
 
 
 def _renew(app: App) -> int:
-    return _each(app, lambda c, item: c.renew(app.args.card, item))
+    return _each(app, "renew")
 
 
 def _pickup(app: App) -> int:
-    circ = _circulation(app)
+    backend = _backend(app)
     try:
         if app.args.hold is None:
-            ready = circ.ready_holds(app.args.card)
+            ready = backend.ready(app.args.card)
             if app.json:
                 app.emit_json(ready)
             elif not ready:
@@ -120,9 +180,9 @@ def _pickup(app: App) -> int:
                             locker=hold["locker_slot"] or "-",
                             expires=hold["pickup_expires_on"] or "-")
             return exitcodes.OK if ready else exitcodes.REFUSED
-        return _report(app, [circ.pickup(app.args.card, app.args.hold)])
+        return _report(app, [backend.pickup(app.args.card, app.args.hold)])
     finally:
-        circ.cache.close()
+        backend.close()
 
 
 def _batch(app: App) -> int:
@@ -133,7 +193,7 @@ def _batch(app: App) -> int:
     from stdout survives a power cut. A malformed line gets an error line and the batch goes
     on; a database error ends the batch with exit code 4.
     """
-    circ = _circulation(app)
+    backend = _backend(app)
     refused = False
     try:
         for number, raw in enumerate(sys.stdin, start=1):
@@ -141,7 +201,7 @@ def _batch(app: App) -> int:
             if not words or words[0].startswith("#"):
                 continue
             try:
-                outcome = _batch_one(circ, words)
+                outcome = _batch_one(backend, words)
             except ValueError:
                 print(json.dumps({"line": number, "error": "bad_request",
                                   "message": app.t("circ.batch.bad_line", line=raw.strip())},
@@ -153,22 +213,20 @@ def _batch(app: App) -> int:
                                   "message": app.t(exc.message_key, **exc.params)},
                                  ensure_ascii=False), flush=True)
                 return exitcodes.DATA
-            refused |= not outcome.allowed
-            print(json.dumps({"line": number, **outcome.as_dict()}, ensure_ascii=False),
+            refused |= not outcome["allowed"]
+            print(json.dumps({"line": number, **outcome}, ensure_ascii=False, default=str),
                   flush=True)
     finally:
-        circ.cache.close()
+        backend.close()
     return exitcodes.REFUSED if refused else exitcodes.OK
 
 
-def _batch_one(circ: Circulation, words: list[str]) -> Outcome:
+def _batch_one(backend: _Direct | _ViaDaemon, words: list[str]) -> dict[str, Any]:
     verb, args = words[0], words[1:]
     if verb == "checkout" and len(args) == 2:
-        return circ.checkout(args[0], args[1])
+        return backend.do("checkout", args[0], args[1])
     if verb == "checkin" and len(args) == 1:
-        return circ.checkin(args[0])
+        return backend.do("checkin", None, args[0])
     if verb == "renew" and len(args) == 2:
-        return circ.renew(args[0], args[1])
+        return backend.do("renew", args[0], args[1])
     raise ValueError(verb)
-
-

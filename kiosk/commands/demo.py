@@ -1,11 +1,14 @@
-"""``kiosk demo``: a sample county with its reference hub, walked through step by step.
+"""``kiosk demo``: the sample county with its reference hub and a simulated kiosk.
 
-The reference hub starts on loopback with the small sample county; the demo kiosk (device
-``sim-01`` at the 24-hour reading space) takes its first snapshot from the hub, lends, refuses,
-takes back and hands out a reserved book with the kiosk's own circulation, then syncs and
-shows what the hub stored and flagged. It ends with commands to try by hand on the same
-kiosk database. (The daemon, the simulated hardware and the touchscreen join it once the
-daemon exists.)
+``kiosk demo`` starts the reference hub on loopback with the small sample county and runs the
+kiosk daemon on simulated hardware beside it (device ``sim-01`` at the 24-hour reading
+space, database in ``--dir``). Once the kiosk has taken its first snapshot from the hub it
+prints what to try (``kiosk sim card ...``, ``kiosk sim place ...`` in another terminal) and
+then shows what happens at the pad, until Ctrl-C. See :mod:`kiosk.commands.demo_daemon`.
+
+``kiosk demo --walkthrough`` is the scripted tour on the command line: the kiosk lends,
+refuses, takes back and hands out a reserved book with its own circulation, syncs, and
+shows what the hub stored and flagged.
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
                        epilog=t("cli.example.demo"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dir", default="kiosk-data", metavar="DIR", help=t("cli.opt.demo_dir"))
+    p.add_argument("--walkthrough", action="store_true", help=t("cli.opt.walkthrough"))
     p.set_defaults(handler=_demo)
 
 
-def _fresh(folder: Path, name: str) -> Path:
+def fresh(folder: Path, name: str) -> Path:
+    """``folder/name``, with any old file of that name (and its -wal, -shm) removed."""
     for old in folder.glob(f"{name}*"):
         old.unlink()
     return folder / name
 
 
-def _hub_db(path: Path, today: date) -> None:
+def hub_db(path: Path, today: date) -> None:
     """The county's hub database: the small sample county, its dates moved to today."""
     from sync.hub.store import SqliteHubStore
 
@@ -53,6 +58,14 @@ def _hub_db(path: Path, today: date) -> None:
 
 
 def _demo(app: App) -> int:
+    if not app.args.walkthrough:
+        from kiosk.commands.demo_daemon import run_daemon_demo
+
+        return run_daemon_demo(app)
+    return _walkthrough(app)
+
+
+def _walkthrough(app: App) -> int:
     from sync.hub.testing import HubServer
 
     folder = Path(app.args.dir)
@@ -61,9 +74,9 @@ def _demo(app: App) -> int:
     identity = settings.identity()
     clock = SystemClock()
     today = read(clock).local_date(identity.timezone)
-    hub_path = _fresh(folder, "hub.db")
-    path = _fresh(folder, "demo.db")
-    _hub_db(hub_path, today)
+    hub_path = fresh(folder, "hub.db")
+    path = fresh(folder, "demo.db")
+    hub_db(hub_path, today)
     token = secrets.token_urlsafe(24)
     cases = sample.EDGE_CASES
     with HubServer(hub_path, devices={identity.device_id: token}) as hub, \

@@ -4,15 +4,17 @@ flagged (its verdict was ``exception`` or ``rejected``), with their codes, for s
 from __future__ import annotations
 
 import argparse
-import json
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from kiosk import exitcodes
 from kiosk.app import App
+from kiosk.control_client import daemon_for
+from kiosk.daemon.db import flagged, queue_report
 from sync import outbox
+
+__all__ = ["flagged", "gather", "register"]
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -24,34 +26,24 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     p.set_defaults(handler=_queue)
 
 
-def flagged(conn: sqlite3.Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
-    """(how many, the first ``limit``) events the hub flagged, oldest first, with what the
-    outbox still knows of them."""
-    total = conn.execute("SELECT count(*) FROM sync_verdicts WHERE outcome != 'ok'").fetchone()[0]
-    rows = conn.execute(
-        "SELECT v.device_id, v.seq, v.txn_id, v.outcome, v.code, v.message,"
-        " v.corrected_time_ns, o.kind, o.wall_ns, o.payload FROM sync_verdicts v"
-        " LEFT JOIN outbox o ON o.txn_id = v.txn_id WHERE v.outcome != 'ok'"
-        " ORDER BY v.device_id, v.seq LIMIT ?", (limit,)).fetchall()
-    out = []
-    for device, seq, txn, outcome, code, message, corrected, kind, wall_ns, payload in rows:
-        p = json.loads(payload) if payload else {}
-        out.append({"device_id": device, "seq": seq, "txn_id": txn, "outcome": outcome,
-                    "code": code, "message": message, "corrected_time_ns": corrected,
-                    "kind": kind, "wall_ns": wall_ns, "card": p.get("card"),
-                    "item": p.get("item")})
-    return total, out
+def gather(app: App) -> dict[str, Any]:
+    """What ``kiosk queue --json`` prints, from the daemon when it runs (it owns the
+    database), else from the database itself."""
+    client = daemon_for(app)
+    if client is not None:
+        with client:
+            return client.request("queue", limit=app.args.limit)
+    with app.open_cache() as cache, cache.snapshot() as conn:
+        return queue_report(conn, app.args.limit)
 
 
 def _queue(app: App) -> int:
-    with app.open_cache() as cache, cache.snapshot() as conn:
-        total = outbox.depth(conn)
-        events = outbox.unacknowledged(conn, limit=app.args.limit)
-        flagged_total, flags = flagged(conn, app.args.limit)
+    report = gather(app)
     if app.json:
-        app.emit_json({"depth": total, "events": [e.as_dict() for e in events],
-                       "flagged_total": flagged_total, "flagged": flags})
+        app.emit_json(report)
         return exitcodes.OK
+    total, flagged_total, flags = report["depth"], report["flagged_total"], report["flagged"]
+    events = [outbox.Event(**e) for e in report["events"]]
     tz = app.settings().identity().timezone
 
     def when(wall_ns: int | None) -> str:

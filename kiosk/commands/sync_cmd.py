@@ -1,5 +1,8 @@
 """``kiosk sync``: push the outbox to the county hub and pull its changes, now.
 
+When the daemon runs, its sync worker does it (the daemon owns the database) and the command
+prints the report; otherwise the command syncs by itself.
+
 Exit codes: 0 the outbox was pushed and the change feed pulled to its end; 1 the sync did not
 complete (hub unreachable, refused, or answered nonsense: the report says which; nothing is
 lost, the next sync goes on from there); 3 no hub configured or its token unreadable; 4 the
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from kiosk import exitcodes
 from kiosk.app import App
 from kiosk.config.settings import HubSettings
+from kiosk.control_client import DaemonError, daemon_for
 from sync.client import HubClient, HubNotConfigured, read_token
 from sync.clock import SystemClock
 from sync.syncer import Syncer, SyncOptions, SyncReport
@@ -22,6 +26,8 @@ from sync.syncer import Syncer, SyncOptions, SyncReport
 # patient retries: fewer attempts, shorter waits.
 CLI_ATTEMPTS = 3
 CLI_RETRY_MAX_S = 10.0
+# The daemon's syncer keeps its own patient pacing; a first sync may download the county.
+DAEMON_WAIT_S = 600.0
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -58,7 +64,34 @@ def client_for(hub: HubSettings, device_id: str) -> HubClient:
         timeout=(hub.connect_timeout_ms / 1000, hub.read_timeout_ms / 1000))
 
 
+def _via_daemon(app: App) -> int | None:
+    """Ask the running daemon to sync now; None when no daemon runs."""
+    client = daemon_for(app)
+    if client is None:
+        return None
+    with client:
+        try:
+            report = client.request("sync", timeout=DAEMON_WAIT_S)
+        except DaemonError as exc:
+            if exc.code != "no_hub":
+                raise
+            if app.json:
+                app.emit_json({"ok": False, "error": {"code": "no_hub",
+                                                      "detail": exc.params.get("detail")}})
+            else:
+                app.warn(exc.message_key, **exc.params)
+            return exitcodes.CONFIG
+    if app.json:
+        app.emit_json(report)
+    else:
+        print_report(app, report)
+    return exitcodes.OK if report["ok"] else exitcodes.REFUSED
+
+
 def _sync(app: App) -> int:
+    routed = _via_daemon(app)
+    if routed is not None:
+        return routed
     settings = app.settings()
     try:
         client = client_for(settings.hub, settings.device.id)
@@ -77,6 +110,27 @@ def _sync(app: App) -> int:
     else:
         _print(app, report)
     return exitcodes.OK if report.ok else exitcodes.REFUSED
+
+
+def print_report(app: App, report: dict) -> None:
+    """A report as the daemon sends it (:meth:`SyncReport.as_dict` with the error's params)."""
+    app.say("sync.cli.pushed", sent=report["sent"], acknowledged=report["acknowledged"],
+            duplicates=report["duplicates"], batches=report["batches"])
+    if report["bootstrapped"]:
+        app.say("sync.cli.snapshot", rows=report["snapshot_rows"])
+    app.say("sync.cli.pulled", changes=report["pulled"], pages=report["pages"])
+    if report["held_back"] > 0:
+        app.say("sync.cli.held_back", count=report["held_back"])
+    for f in report["flagged"]:
+        app.say("sync.cli.flagged", seq=f.get("seq"), outcome=f.get("outcome"),
+                code=f.get("code") or "-", message=f.get("message") or "")
+    app.say("sync.cli.queue", depth=report["queue_depth"])
+    error = report.get("error")
+    if error is not None:
+        app.warn(error["message_key"], **(error.get("params") or {"detail": error["detail"]}))
+        app.warn("sync.cli.failed")
+    else:
+        app.say("sync.cli.done", seconds=f"{report['seconds']:.1f}")
 
 
 def _print(app: App, report: SyncReport) -> None:

@@ -26,7 +26,7 @@ from hardware.specs import (
     SecurityPolicy,
     TagReaderSpec,
 )
-from kiosk.config import devices
+from kiosk.config import daemon, devices
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -43,6 +43,7 @@ from kiosk.config.types import (
     Int,
     Language,
     Money,
+    OptionalPath,
     PathType,
     Str,
     Timezone,
@@ -89,17 +90,6 @@ _hub = HubSettings()
 # developer machine): a device token never crosses a network in clear. Empty: no hub.
 HUB_URL = (r"|https://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/\S*)?"
            r"|http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/\S*)?")
-
-
-class OptionalPath(PathType):
-    """A path, or ``""`` for none (the value is then ``None``)."""
-
-    def convert(self, raw: object, folder: Path) -> Path | None:
-        text = self._string(raw)
-        return folder / text if text.strip() else None
-
-    def to_json(self, value: Path | None) -> str:
-        return "" if value is None else str(value)
 
 
 def _check_hub(values: Mapping[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -184,6 +174,7 @@ SCHEMA = Schema(
             Key("probe_interval_s", Int(1, 3600), _hub.probe_interval_s),
         ), check=_check_hub),
         *devices.SECTIONS,
+        daemon.SECTION,
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
@@ -220,5 +211,6 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
             **devices.build(values),
         ),
         hub=HubSettings(**values["hub"]),
+        daemon=daemon.build(values["daemon"]),
         source=source,
     )

@@ -30,6 +30,19 @@ def default_database_path(profile: str) -> Path:
     return Path(state) / "library-kiosk" / "kiosk.db"
 
 
+def default_runtime_dir(profile: str) -> Path:
+    """Where the daemon keeps its control socket and runtime files: systemd's
+    ``RuntimeDirectory`` on an installed kiosk; a private folder of this user's for the
+    simulated one (``$XDG_RUNTIME_DIR/library-kiosk``, else ``/tmp/library-kiosk-UID``), so
+    a developer's demo and its ``kiosk sim ...`` commands find each other without a config."""
+    if profile != "sim":
+        return Path("/run/library-kiosk")
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "library-kiosk"
+    return Path(f"/tmp/library-kiosk-{os.getuid()}")
+
+
 @dataclass(frozen=True)
 class DeviceSettings:
     id: str = "sim-01"
@@ -69,6 +82,35 @@ class HubSettings:
         return bool(self.url)
 
 
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The ``[daemon]`` section; defaults are the simulated kiosk's (see
+    :func:`default_runtime_dir` for the other profiles).
+
+    ``session_timeout_s``: a patron session with nothing happening for this long ends (a card
+    left on the reader does not count as something happening); ``session_warning_s``: when
+    the patron is warned. Poll intervals are how often each worker asks its device.
+    ``worker_stall_s``: a device worker that has not come round its loop for this long is
+    taken as hung, and the systemd watchdog is no longer fed.
+    """
+
+    control_socket: Path = field(
+        default_factory=lambda: default_runtime_dir("sim") / "control.sock")
+    runtime_dir: Path | None = None  # None: the control socket's folder
+    session_timeout_s: int = 60
+    session_warning_s: int = 45
+    card_poll_ms: int = 100
+    tag_poll_ms: int = 150
+    printer_poll_ms: int = 2000
+    watchdog: bool = True
+    worker_stall_s: int = 30
+
+    @property
+    def runtime_path(self) -> Path:
+        """``runtime_dir`` as configured, else the control socket's folder."""
+        return self.runtime_dir or self.control_socket.parent
+
+
 # The [circulation] section is the library's policy itself: one dataclass, no copy to keep
 # in step.
 CirculationSettings = Policy
@@ -82,6 +124,7 @@ class Settings:
     circulation: CirculationSettings = field(default_factory=CirculationSettings)
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
     hub: HubSettings = field(default_factory=HubSettings)
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
     source: Path | None = None
 
     def policy(self) -> Policy:

@@ -250,6 +250,17 @@ class PathType(ValueType):
         return str(value)
 
 
+class OptionalPath(PathType):
+    """A path, or ``""`` for none (the value is then ``None``)."""
+
+    def convert(self, raw: object, folder: Path) -> Path | None:
+        text = self._string(raw)
+        return folder / text if text.strip() else None
+
+    def to_json(self, value: Path | None) -> str:
+        return "" if value is None else str(value)
+
+
 def _bounds(value: Any, low: Any, high: Any) -> None:
     # Integers stay numbers in the problem's params; amounts become exact strings ("10.50").
     def plain(number: Any) -> Any:

@@ -1,0 +1,180 @@
+"""What the session machine and the daemon say to each other: the results of the steps the
+daemon carried out (fed back into the machine) and the actions the machine asks for.
+
+Plain frozen dataclasses; see :mod:`kiosk.daemon.session` for the rules that connect them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.daemon.state import Mode
+
+# -- results of the steps, fed back by the daemon -------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoanCommitted:
+    uid: str
+    barcode: str
+    txn_id: str
+    title: str
+    due_date: str
+
+
+@dataclass(frozen=True)
+class LoanRefused:
+    """The rules said no (card expired, not for loan...): nothing was recorded."""
+
+    uid: str
+    barcode: str
+    title: str
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StepFailed:
+    """A lend or return could not even be tried (reader offline, database error): nothing
+    was recorded. ``message_key`` says why, for the patron."""
+
+    uid: str
+    barcode: str
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    uid: str
+    on_loan: bool
+
+
+@dataclass(frozen=True)
+class FlagFailed:
+    uid: str
+    on_loan: bool
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoanUndone:
+    """The return that undoes a loan whose flag could not be set: committed (``ok``) or not
+    (then the loan stands without a secured tag, and stays in the flag journal)."""
+
+    uid: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class ReturnCommitted:
+    uid: str
+    barcode: str
+    title: str
+    txn_id: str | None
+    notes: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReturnRefused:
+    uid: str
+    barcode: str
+    title: str
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+Result = (LoanCommitted | LoanRefused | StepFailed | FlagSet | FlagFailed | LoanUndone
+          | ReturnCommitted | ReturnRefused)
+
+# -- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartSession:
+    session: int
+    card: str | None
+    mode: Mode
+
+
+@dataclass(frozen=True)
+class Lend:
+    session: int
+    card: str
+    uid: str
+    barcode: str
+
+
+@dataclass(frozen=True)
+class Return:
+    session: int
+    uid: str
+    barcode: str
+
+
+@dataclass(frozen=True)
+class SetFlag:
+    """Write the tag's flag (``on_loan`` or back on the shelf) and read it back; once it
+    reads as written, the flag journal's row of loan ``txn_id`` (if given) is settled."""
+
+    session: int
+    uid: str
+    barcode: str
+    on_loan: bool
+    txn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class UndoLoan:
+    session: int
+    uid: str
+    barcode: str
+    txn_id: str
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Tell the patron (and the watchers): ``what`` is lent, not_lent, returned,
+    not_returned, hand_to_staff, unreadable or warning; the text is ``message_key`` with
+    ``params``, followed by each of ``notes``."""
+
+    session: int
+    what: str
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    uid: str | None = None
+    barcode: str | None = None
+    txn_id: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    title: str
+    barcode: str
+    due_date: str = ""
+    message_key: str = ""  # why not done, for a book that was not
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReceiptPlan:
+    """What one receipt lists: ``kind`` loan or return, the books done and those not."""
+
+    kind: str
+    card: str | None
+    done: tuple[ReceiptLine, ...]
+    not_done: tuple[ReceiptLine, ...] = ()
+
+
+@dataclass(frozen=True)
+class EndSession:
+    session: int
+    reason: str  # finished, timeout, new_card, shutdown
+    receipts: tuple[ReceiptPlan, ...] = ()
+
+
+Action = StartSession | Lend | Return | SetFlag | UndoLoan | Notify | EndSession

@@ -1,0 +1,359 @@
+"""The patron session state machine: events in, actions out, no I/O.
+
+The daemon feeds it device events (:mod:`kiosk.daemon.state`) and the results of the steps
+it asked for, and carries out the actions it returns (both in :mod:`kiosk.daemon.actions`)
+in order, feeding each step's result back before the next action. So the rules live here
+and are tested without hardware:
+
+- A card tap starts a lending session (a new card ends the previous session first); books
+  placed with no session start a return session. A session ends on "finish", after
+  ``timeout_s`` without anything happening (a card lying on the reader is not something
+  happening), or on a new card; a receipt is planned when anything was lent or returned.
+- Lending a book is three steps: commit the loan (:class:`Lend`), set the tag's security
+  flag and read it back (:class:`SetFlag`), and only then tell the patron it is lent. When
+  the flag cannot be set the loan is undone (:class:`UndoLoan`: a return is committed) and
+  the tag is set back to "on the shelf"; the patron is told to hand the book to staff.
+- A return is committed first, then the flag is set back to "on the shelf"; if that write
+  fails the return stands (a returned book with an on-loan flag is harmless) and the patron
+  is asked to hand the book to staff.
+- A book is handled once while it stays on the pad: lifting it and putting it back makes it
+  new again. Books lying on the pad when the daemon starts are not handled at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiosk.daemon.actions import (
+    Action,
+    EndSession,
+    FlagFailed,
+    FlagSet,
+    Lend,
+    LoanCommitted,
+    LoanRefused,
+    LoanUndone,
+    Notify,
+    ReceiptLine,
+    ReceiptPlan,
+    Return,
+    ReturnCommitted,
+    ReturnRefused,
+    SetFlag,
+    StartSession,
+    StepFailed,
+    UndoLoan,
+)
+from kiosk.daemon.state import (
+    CardRemoved,
+    CardSeen,
+    Finish,
+    Mode,
+    PadBook,
+    SetMode,
+    TagsChanged,
+    Tick,
+)
+
+# -- the machine -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Book:
+    uid: str
+    barcode: str
+    kind: str  # lend or return
+    state: str = "pending"  # committed, lent, returned, refused, failed, undone, unsecured
+    title: str = ""
+    due_date: str = ""
+    txn_id: str | None = None
+    message_key: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class Session:
+    """One patron's (or one anonymous returner's) visit. ``card`` is None for returns."""
+
+    id: int
+    card: str | None
+    mode: Mode
+    started: float
+    last_activity: float
+    warned: bool = False
+    books: dict[str, _Book] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for book in self.books.values():
+            states[book.state] = states.get(book.state, 0) + 1
+        return {"id": self.id, "mode": str(self.mode), "books": len(self.books),
+                "states": states}
+
+
+class SessionMachine:
+    """Feed events with :meth:`feed`; carry out the returned actions in order and feed each
+    step's result back. ``timeout_s`` ends an idle session, ``warning_s`` warns before."""
+
+    def __init__(self, timeout_s: float = 60.0, warning_s: float = 45.0) -> None:
+        if not 0 < warning_s < timeout_s:
+            raise ValueError("the warning must come before the timeout")
+        self.timeout_s = timeout_s
+        self.warning_s = warning_s
+        self.session: Session | None = None
+        self.on_pad: dict[str, PadBook] = {}
+        self.handled: set[str] = set()  # tags dealt with while they stay on the pad
+        self.card_present: str | None = None
+        self._next_id = 1
+
+    def feed(self, event: object, now: float) -> list[Action]:
+        """The actions that ``event`` calls for (possibly none)."""
+        handler = _HANDLERS.get(type(event))
+        if handler is None:
+            raise TypeError(f"the session machine does not take {type(event).__name__}")
+        return handler(self, event, now)
+
+    def end(self, reason: str) -> list[Action]:
+        """End the session now (the daemon stopping); nothing when there is none."""
+        return self._end(reason)
+
+    # -- device events -------------------------------------------------------------------
+
+    def _card_seen(self, event: CardSeen, now: float) -> list[Action]:
+        self.card_present = event.uid
+        session = self.session
+        if session is not None and session.card == event.card:
+            session.last_activity, session.warned = now, False
+            return []
+        actions: list[Action] = []
+        if session is not None:
+            actions += self._end("new_card")
+        actions += self._start(event.card, Mode.LEND, now)
+        return actions + self._handle_new(now)
+
+    def _card_removed(self, event: CardRemoved, now: float) -> list[Action]:
+        if self.card_present == event.uid:
+            self.card_present = None
+        if self.session is not None:
+            self.session.last_activity, self.session.warned = now, False
+        return []
+
+    def _tags_changed(self, event: TagsChanged, now: float) -> list[Action]:
+        pad = {book.uid: book for book in event.books}
+        removed = set(self.on_pad) - set(pad)
+        self.handled -= removed
+        self.on_pad = pad
+        if event.initial:
+            self.handled |= set(pad)
+            return []
+        session = self.session
+        if session is not None and removed:
+            session.last_activity, session.warned = now, False
+        if not any(uid not in self.handled for uid in pad):
+            return []
+        actions: list[Action] = []
+        if session is None:
+            actions += self._start(None, Mode.RETURN, now)
+        return actions + self._handle_new(now)
+
+    def _tick(self, event: Tick, now: float) -> list[Action]:
+        session = self.session
+        if session is None:
+            return []
+        idle = now - session.last_activity
+        if idle >= self.timeout_s:
+            return self._end("timeout")
+        if idle >= self.warning_s and not session.warned:
+            session.warned = True
+            left = max(1, round(self.timeout_s - idle))
+            return [Notify(session.id, "warning", "daemon.session.warning", {"seconds": left})]
+        return []
+
+    def _finish(self, event: Finish, now: float) -> list[Action]:
+        return self._end("finished") if self.session is not None else []
+
+    def _set_mode(self, event: SetMode, now: float) -> list[Action]:
+        if self.session is None:
+            if event.mode is not Mode.RETURN:
+                return []  # lending needs a card first
+            return self._start(None, Mode.RETURN, now)
+        self.session.mode = event.mode
+        self.session.last_activity, self.session.warned = now, False
+        return []
+
+    # -- step results ------------------------------------------------------------------------
+
+    def _book(self, uid: str) -> tuple[Session, _Book] | None:
+        session = self.session
+        if session is None or uid not in session.books:
+            return None
+        return session, session.books[uid]
+
+    def _loan_committed(self, result: LoanCommitted, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        book.state, book.txn_id = "committed", result.txn_id
+        book.title, book.due_date = result.title, result.due_date
+        return [SetFlag(session.id, book.uid, book.barcode, True, result.txn_id)]
+
+    def _refused(self, result: LoanRefused | ReturnRefused, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        book.state, book.title = "refused", result.title
+        book.message_key, book.params = result.message_key, dict(result.params)
+        what = "not_lent" if book.kind == "lend" else "not_returned"
+        return [Notify(session.id, what, result.message_key, dict(result.params), book.uid,
+                       book.barcode)]
+
+    def _step_failed(self, result: StepFailed, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        book.state, book.message_key = "failed", result.message_key
+        book.params = {"title": book.title or book.barcode, **result.params}
+        what = "not_lent" if book.kind == "lend" else "not_returned"
+        return [Notify(session.id, what, result.message_key, dict(book.params), book.uid,
+                       book.barcode)]
+
+    def _flag_set(self, result: FlagSet, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        if result.on_loan and book.state == "committed":
+            book.state = "lent"
+            params = {"title": book.title, "due_date": book.due_date, "barcode": book.barcode}
+            return [Notify(session.id, "lent", "circ.checkout.ok", params, book.uid,
+                           book.barcode, book.txn_id)]
+        if not result.on_loan and book.state == "committed" and book.kind == "return":
+            book.state = "returned"
+            return [Notify(session.id, "returned", "circ.checkin.ok", dict(book.params),
+                           book.uid, book.barcode, book.txn_id, book.notes)]
+        return []  # the shelf flag restored after an undo: already told
+
+    def _flag_failed(self, result: FlagFailed, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        params = {"title": book.title or book.barcode, **result.params}
+        if result.on_loan and book.state == "committed" and book.txn_id is not None:
+            book.message_key, book.params = result.message_key, params
+            return [UndoLoan(session.id, book.uid, book.barcode, book.txn_id)]
+        if book.kind == "return" and book.state == "committed":
+            book.state = "returned"
+            return [Notify(session.id, "returned", "circ.checkin.ok", dict(book.params),
+                           book.uid, book.barcode, book.txn_id, book.notes),
+                    Notify(session.id, "hand_to_staff", "daemon.book.flag_not_reset", params,
+                           book.uid, book.barcode)]
+        # The shelf flag after an undo did not take either: the tag may say "on loan".
+        return [Notify(session.id, "hand_to_staff", "daemon.book.flag_unknown", params,
+                       book.uid, book.barcode)]
+
+    def _loan_undone(self, result: LoanUndone, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        params = {"title": book.title or book.barcode}
+        if not result.ok:
+            book.state = "unsecured"
+            return [Notify(session.id, "hand_to_staff", "daemon.book.undo_failed", params,
+                           book.uid, book.barcode, book.txn_id)]
+        book.state, book.message_key, book.params = "undone", "daemon.book.not_secured", params
+        return [Notify(session.id, "not_lent", "daemon.book.not_secured", params, book.uid,
+                       book.barcode, book.txn_id),
+                SetFlag(session.id, book.uid, book.barcode, False, book.txn_id)]
+
+    def _return_committed(self, result: ReturnCommitted, now: float) -> list[Action]:
+        found = self._book(result.uid)
+        if found is None:
+            return []
+        session, book = found
+        book.state, book.title, book.txn_id = "committed", result.title, result.txn_id
+        book.params = {"title": result.title, "barcode": book.barcode, **result.params}
+        book.notes = result.notes
+        # No journal row to settle: a returned book with an on-loan flag is harmless.
+        return [SetFlag(session.id, book.uid, book.barcode, False)]
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _start(self, card: str | None, mode: Mode, now: float) -> list[Action]:
+        session = Session(self._next_id, card, mode, now, now)
+        self._next_id += 1
+        self.session = session
+        return [StartSession(session.id, card, mode)]
+
+    def _handle_new(self, now: float) -> list[Action]:
+        """Lend or return every book on the pad not handled yet, in pad order."""
+        session = self.session
+        assert session is not None
+        actions: list[Action] = []
+        for uid, pad_book in self.on_pad.items():
+            if uid in self.handled:
+                continue
+            self.handled.add(uid)
+            session.last_activity, session.warned = now, False
+            kind = "lend" if session.mode is Mode.LEND else "return"
+            if pad_book.barcode is None:
+                key = pad_book.error or "daemon.book.unreadable"
+                session.books[uid] = _Book(uid, "", kind, "failed", message_key=key)
+                actions.append(Notify(session.id, "unreadable", key, {}, uid))
+                continue
+            book = _Book(uid, pad_book.barcode, kind, title=pad_book.barcode)
+            session.books[uid] = book
+            if kind == "lend":
+                assert session.card is not None
+                actions.append(Lend(session.id, session.card, uid, pad_book.barcode))
+            else:
+                actions.append(Return(session.id, uid, pad_book.barcode))
+        return actions
+
+    def _end(self, reason: str) -> list[Action]:
+        session = self.session
+        if session is None:
+            return []
+        self.session = None
+        return [EndSession(session.id, reason, _receipts(session))]
+
+
+def _receipts(session: Session) -> tuple[ReceiptPlan, ...]:
+    """A loan receipt when anything was lent, a return receipt when anything was returned;
+    each lists the books of its kind that were not done, and why."""
+    plans = []
+    for kind, done_state, receipt in (("lend", "lent", "loan"), ("return", "returned", "return")):
+        books = [b for b in session.books.values() if b.kind == kind]
+        done = tuple(ReceiptLine(b.title, b.barcode, b.due_date)
+                     for b in books if b.state == done_state)
+        not_done = tuple(
+            ReceiptLine(b.title or b.barcode or b.uid, b.barcode, message_key=b.message_key,
+                        params=dict(b.params))
+            for b in books if b.state in ("refused", "failed", "undone", "unsecured"))
+        if done:
+            plans.append(ReceiptPlan(receipt, session.card, done, not_done))
+    return tuple(plans)
+
+
+_HANDLERS: dict[type, Any] = {
+    CardSeen: SessionMachine._card_seen,
+    CardRemoved: SessionMachine._card_removed,
+    TagsChanged: SessionMachine._tags_changed,
+    Tick: SessionMachine._tick,
+    Finish: SessionMachine._finish,
+    SetMode: SessionMachine._set_mode,
+    LoanCommitted: SessionMachine._loan_committed,
+    LoanRefused: SessionMachine._refused,
+    ReturnRefused: SessionMachine._refused,
+    StepFailed: SessionMachine._step_failed,
+    FlagSet: SessionMachine._flag_set,
+    FlagFailed: SessionMachine._flag_failed,
+    LoanUndone: SessionMachine._loan_undone,
+    ReturnCommitted: SessionMachine._return_committed,
+}
