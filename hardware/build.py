@@ -56,6 +56,7 @@ class Simulators:
     printer: Any = None
     locker_doors: Any = None
     entrance: Any = None
+    entrance_chip: Any = None  # the entrance card reader's simulated MFRC522
 
     def stop(self) -> None:
         for sim in (self.tag_pad, self.printer, self.locker_doors, self.entrance):
@@ -73,6 +74,7 @@ class Devices:
     printer: ReceiptPrinter | None = None
     lockers: Locker | None = None
     door: Door | None = None
+    entrance_reader: CardReader | None = None
     extra_pins: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -80,7 +82,10 @@ class Devices:
         then the simulators stopped and the pins released. Each step runs even if an earlier
         one fails."""
         steps = [d.close for d in (self.lockers, self.door, self.printer) if d is not None]
-        steps += [self.card_reader.close, self.tag_reader.close, self.sims.stop]
+        steps += [self.card_reader.close, self.tag_reader.close]
+        if self.entrance_reader is not None:
+            steps.append(self.entrance_reader.close)
+        steps.append(self.sims.stop)
         steps += [p.close for p in (self.pins, *self.extra_pins) if p is not None]
         for step in steps:
             with contextlib.suppress(Exception):
@@ -114,9 +119,10 @@ def tag_reader(spec: TagReaderSpec, runtime_dir: Path, *,
     return role(spec, url, on_change=on_change), simulator
 
 
-def card_reader(spec: CardReaderSpec, pins: Any, *,
-                on_change: StateListener | None = None) -> tuple[Mfrc522CardReader, Any]:
-    """The card reader of ``spec`` and its simulated chip (None for a real one). Not started."""
+def card_reader(spec: CardReaderSpec, pins: Any, *, on_change: StateListener | None = None,
+                label: str = "card reader") -> tuple[Mfrc522CardReader, Any]:
+    """The card reader of ``spec`` and its simulated chip (None for a real one). Not started.
+    ``label`` names it (see :class:`~hardware.card_reader.Mfrc522CardReader`)."""
     from gpiozero import DigitalOutputDevice
 
     if spec.driver not in CARD_READER_DRIVERS:
@@ -128,10 +134,11 @@ def card_reader(spec: CardReaderSpec, pins: Any, *,
 
         chip = SimulatedMFRC522()
         reader = Mfrc522CardReader(spec, lambda: (chip, lambda: None), where="sim",
-                                   reset=ResetWire(line, chip), on_change=on_change)
+                                   reset=ResetWire(line, chip), on_change=on_change,
+                                   label=label)
         return reader, chip
     return (Mfrc522CardReader(spec, spidev_opener(spec), where=f"spi{spec.spi}",
-                              reset=line, on_change=on_change), None)
+                              reset=line, on_change=on_change, label=label), None)
 
 
 # Receipt printers by driver name: a builder returning (role, simulator or None).
@@ -191,9 +198,13 @@ def build(spec: HardwareSpec, runtime_dir: Path, *, on_change: StateListener | N
         if spec.door is not None:
             devices.door, devices.sims.entrance = door(
                 spec.door, _own_pins(spec.door.simulated, pins, devices))
+        if spec.entrance_reader is not None:
+            devices.entrance_reader, devices.sims.entrance_chip = card_reader(
+                spec.entrance_reader, pins, on_change=on_change, label="entrance card reader")
     except BaseException:
         devices.close()
         raise
-    for device in (tags, cards, devices.printer):
-        device.start(wait=wait)
+    for device in (tags, cards, devices.printer, devices.entrance_reader):
+        if device is not None:
+            device.start(wait=wait)
     return devices

@@ -50,12 +50,14 @@ class _Open:
 class Mfrc522CardReader(CardReader):
     """An MFRC522 on an SPI device (or the simulated chip), with an optional reset line
     (gpiozero DigitalOutputDevice). ``card_block``/``key`` say where the library-card number
-    lives on a MIFARE Classic card."""
+    lives on a MIFARE Classic card. ``label`` tells two readers of one kiosk apart in logs
+    and status (the one at the entrance is ``entrance card reader``)."""
 
     def __init__(self, spec: CardReaderSpec, open_spi: SpiOpener, *, where: str,
-                 reset: Any = None, on_change: StateListener | None = None) -> None:
+                 reset: Any = None, on_change: StateListener | None = None,
+                 label: str = "card reader") -> None:
         self.spec = spec
-        self.name = f"card reader {where}"
+        self.name = f"{label} {where}"
         self._open_spi = open_spi
         self._reset = reset
         self.link: Link[_Open] = Link(self.name, self._connect, self._disconnect,

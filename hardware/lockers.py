@@ -39,9 +39,10 @@ class LockerSpec:
     slot ``slot_names[i]``. Times in milliseconds; ``pulse_ms`` is capped at 2000 (the
     solenoids' duty). ``latch_active_high`` False is for boards that switch on a low input;
     ``sensor_open_when_high`` True is a switch to ground with the pull-up (the usual wiring),
-    False a switch to 3.3 V with the pull-down. ``simulated``: the pins are mock pins driven
-    by :class:`hardware.sim.doors.SimulatedDoors`. Invalid values raise ValueError naming
-    the field."""
+    False a switch to 3.3 V with the pull-down. ``left_open_after_s``: a slot's door open
+    longer than this is "left open" (the daemon raises an alarm). ``simulated``: the pins are
+    mock pins driven by :class:`hardware.sim.doors.SimulatedDoors`. Invalid values raise
+    ValueError naming the field."""
 
     latch_pins: tuple[int, ...]
     sensor_pins: tuple[int, ...]
@@ -52,6 +53,7 @@ class LockerSpec:
     debounce_ms: int = 30
     latch_active_high: bool = True
     sensor_open_when_high: bool = True
+    left_open_after_s: float = 60.0
     simulated: bool = True
 
     def __post_init__(self) -> None:
@@ -75,6 +77,7 @@ class LockerSpec:
         check_range("pulse_ms", self.pulse_ms, 10, LOCKER_MAX_PULSE_S * 1000)
         check_range("open_timeout_ms", self.open_timeout_ms, self.pulse_ms, 120_000)
         check_range("debounce_ms", self.debounce_ms, 0, 1000)
+        check_range("left_open_after_s", self.left_open_after_s, 0.1, 3600)
 
     @property
     def slots(self) -> list[str]:

@@ -147,8 +147,11 @@ def check_tag_reader(reader: TagReader, where: str, wait: float = 3.0) -> Device
     return report
 
 
-def check_card_reader(reader: CardReader, where: str, wait: float = 2.0) -> DeviceReport:
-    report = DeviceReport("card_reader", where)
+def check_card_reader(reader: CardReader, where: str, wait: float = 2.0, *,
+                      device: str = "card_reader") -> DeviceReport:
+    """The patron-card reader's checks; ``device`` names the report (``entrance_reader``
+    for the reader outside the entrance)."""
+    report = DeviceReport(device, where)
     run = _Runner(report, _link_hint(where))
     run.check("connect", _connected(reader.link, wait), stop=True)  # type: ignore[attr-defined]
 

@@ -101,11 +101,16 @@ class GpioSpec:
 # pulled down while a Pi boots (see docs/wiring-lockers-door.md).
 SIM_LOCKERS = LockerSpec(latch_pins=(17, 27, 22, 23), sensor_pins=(5, 6, 12, 13))
 SIM_DOOR = DoorSpec(latch_pin=16, sensor_pin=26, pulse_ms=3000)
+# The card reader outside the entrance of a 24-hour space (night entry): a second MFRC522 on
+# SPI0 CE1, its reset line on GPIO4 (free beside the lockers and the door).
+ENTRANCE_READER_SPI = "0.1"
+SIM_ENTRANCE_READER = CardReaderSpec(reset_pin=4)
 
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """Every device of a kiosk; ``lockers``/``door`` are None where there are none (a van)."""
+    """Every device of a kiosk; ``lockers``/``door``/``entrance_reader`` are None where there
+    are none (a van)."""
 
     tag_reader: TagReaderSpec = field(default_factory=TagReaderSpec)
     card_reader: CardReaderSpec = field(default_factory=CardReaderSpec)
@@ -114,11 +119,12 @@ class HardwareSpec:
     printer: PrinterSpec = field(default_factory=PrinterSpec)
     lockers: LockerSpec | None = SIM_LOCKERS
     door: DoorSpec | None = SIM_DOOR
+    entrance_reader: CardReaderSpec | None = SIM_ENTRANCE_READER
 
 
 __all__ = [
-    "CARD_READER_DRIVERS", "PRINTER_DRIVERS", "SIMULATED", "SIM_DOOR", "SIM_LOCKERS",
-    "TAG_READER_DRIVERS",
+    "CARD_READER_DRIVERS", "ENTRANCE_READER_SPI", "PRINTER_DRIVERS", "SIMULATED", "SIM_DOOR",
+    "SIM_ENTRANCE_READER", "SIM_LOCKERS", "TAG_READER_DRIVERS",
     "CardReaderSpec", "DoorSpec", "GpioFactory", "GpioSpec", "HardwareSpec", "LockerSpec",
     "PrinterSpec", "SecurityMode", "SecurityPolicy", "TagReaderSpec",
 ]

@@ -21,7 +21,7 @@ from sync.clock import Clock, Reading, read
 from sync.db import Cache
 from sync.outbox import Event
 from sync.policy import Policy, Station
-from sync.rules import Action, Decision, Flag, RouteKind
+from sync.rules import Action, Decision, Flag, Reason, RouteKind
 
 
 @dataclass(frozen=True)
@@ -385,6 +385,36 @@ class Circulation:
                 })
             return out
 
+    def check_pickup(self, card: str, hold_id: int, station: Station | None = None) -> Outcome:
+        """What :meth:`pickup` would decide now, without changing or counting anything (a
+        read). The daemon asks this before it opens a locker: a locker is never opened for a
+        pickup the rules refuse."""
+        reading = read(self.clock)
+        with self.cache.snapshot() as conn:
+            ctx = self._context(reading, station)
+            found, _, hold, _, decision = self._pickup_decision(conn, ctx, card, hold_id)
+            info = views.item_details(conn, hold.item_id) if hold else None
+        return Outcome(decision, (), self._patron_dict(found), info)
+
+    def _pickup_decision(
+        self, conn: sqlite3.Connection, ctx: rules.Context, card: str, hold_id: int,
+    ) -> tuple[Any, rules.PatronView | None, rules.HoldView | None, Any, Decision]:
+        found = views.patron_by_card(conn, card)
+        patron = found[0] if found else None
+        hold = views.hold_by_id(conn, hold_id)
+        item = None
+        rule = None
+        if hold is not None:
+            item = conn.execute(
+                "SELECT barcode, loan_type FROM items WHERE id = ?", (hold.item_id,)
+            ).fetchone()
+            if patron is not None:
+                rule = views.loan_rule(conn, patron.patron_type, item[1])
+        decision = rules.pickup(
+            patron, hold, rule, views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
+        )
+        return found, patron, hold, item, decision
+
     def pickup(self, card: str, hold_id: int, station: Station | None = None) -> Outcome:
         """Fulfil hold ``hold_id`` for the holder of ``card``: the hold is fulfilled and the
         item lent in one transaction. The daemon calls this only after the locker's door
@@ -392,21 +422,7 @@ class Circulation:
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
-            found = views.patron_by_card(conn, card)
-            patron = found[0] if found else None
-            hold = views.hold_by_id(conn, hold_id)
-            item = None
-            rule = None
-            if hold is not None:
-                item = conn.execute(
-                    "SELECT barcode, loan_type FROM items WHERE id = ?", (hold.item_id,)
-                ).fetchone()
-                if patron is not None:
-                    rule = views.loan_rule(conn, patron.patron_type, item[1])
-            decision = rules.pickup(
-                patron, hold, rule, views.calendar(conn, ctx.branch, ctx.today),
-                self.policy, ctx,
-            )
+            found, patron, hold, item, decision = self._pickup_decision(conn, ctx, card, hold_id)
             self._count(conn, ctx, decision)
             events: list[Event] = []
             if decision.allowed:
@@ -451,3 +467,29 @@ class Circulation:
             "flags": sorted(str(f) for f in decision.flags),
             "closed_previous_loan": previous is not None, "station": str(ctx.station),
         }, reading, txn)
+
+    # -- night entry ---------------------------------------------------------------------
+
+    def entry_problem(self, card: str) -> Reason | None:
+        """Why the holder of ``card`` may not enter the space now, or None: the same test as
+        for borrowing (:func:`sync.rules.patron_problem`: unknown, lost, expired, blocked,
+        fines over the limit). Reads only."""
+        reading = read(self.clock)
+        with self.cache.snapshot() as conn:
+            ctx = self._context(reading, None)
+            found = views.patron_by_card(conn, card)
+            return rules.patron_problem(found[0] if found else None, self.policy, ctx)
+
+    def count_entry(self, problem: Reason | None) -> None:
+        """Count in today's statistics a visit (``problem`` None: the door opened for the
+        patron) or a refused entry and its reason. No outbox event: an entry is no
+        circulation."""
+        reading = read(self.clock)
+        with self.cache.transaction() as conn:
+            ctx = self._context(reading, None)
+            day = ctx.today.isoformat()
+            if problem is None:
+                stats.bump(conn, day, ctx.branch, "visits")
+            else:
+                stats.bump(conn, day, ctx.branch, "refused")
+                stats.bump(conn, day, ctx.branch, f"refused.entry.{problem}")

@@ -57,16 +57,19 @@ def make_world(path: Path, cards: list[str] = CARDS, books: list[str] = BOOKS,
 
 def write_config(folder: Path, db_path: Path, *, extra: str = "", doors: bool = False) -> Path:
     """A ``sim`` profile config: database ``db_path``, control socket in ``folder``;
-    lockers and entrance door only with ``doors``; ``extra`` TOML at the end."""
+    lockers, entrance door and entrance card reader only with ``doors``; ``extra`` TOML at
+    the end."""
     path = folder / "kiosk.toml"
     if not doors:
-        extra = "[lockers]\nenabled = false\n[door]\nenabled = false\n" + extra
+        extra = ("[lockers]\nenabled = false\n[door]\nenabled = false\n"
+                 "[entrance_reader]\nenabled = false\n" + extra)
     path.write_text(
         '[device]\nid = "sim-01"\nbranch = "CN-431121-0002"\nprofile = "sim"\n'
         'language = "zh-CN"\n'
         f'[database]\npath = "{db_path}"\n'
         f'[daemon]\ncontrol_socket = "{folder / "control.sock"}"\n'
         'card_poll_ms = 50\ntag_poll_ms = 100\nprinter_poll_ms = 500\n'
+        '[ui]\nport = 0\n'
         f'[circulation.offline]\nmax_loans_per_patron = 100\n{extra}',
         encoding="utf-8")
     return path

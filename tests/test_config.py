@@ -538,6 +538,8 @@ BAD_FILES = [
     "[card_reader]\nreset_pin = 5\n",
     '[device]\nid = "space-02"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
     "[lockers]\nlatch_pins = [17, 27]\nsensor_pins = [5, 5]\n",
+    '[device]\nid = "space-03"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
+    '[door]\nenabled = false\n[entrance_reader]\nspi = "0.0"\n',
 ]
 
 
@@ -858,3 +860,30 @@ def test_a_van_has_a_printer_but_no_lockers_or_door(tmp_path: Path) -> None:
     assert hardware.printer.url == "/dev/kiosk-printer"
     sim = config.load(None).hardware
     assert sim.lockers.simulated and sim.door.simulated and sim.printer.url == "sim"
+
+
+def test_the_entrance_reader_follows_the_profile(tmp_path: Path) -> None:
+    assert config.load(write(tmp_path, DEVICE)).hardware.entrance_reader is None
+    space = config.load(write(tmp_path, DEVICE.replace('"van"', '"24h-space"'), "s.toml"))
+    reader = space.hardware.entrance_reader
+    assert (reader.spi, reader.reset_pin, reader.simulated) == ("0.1", 4, False)
+    assert space.hardware.card_reader.spi == "0.0"
+    sim = config.load(None).hardware.entrance_reader
+    assert sim.simulated and sim.reset_pin != config.load(None).hardware.card_reader.reset_pin
+
+
+def test_the_entrance_reader_needs_a_door_its_own_spi_device_and_reset_pin(
+        tmp_path: Path) -> None:
+    text = ('[device]\nid = "space-01"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
+            "[door]\nenabled = false\n"
+            '[entrance_reader]\nspi = "0.0"\nreset_pin = 25\ncard_block = 7\n')
+    assert found(tmp_path, text) == [
+        (7, "entrance_reader.enabled", "config.problem.entrance_without_door"),
+        (8, "entrance_reader.spi", "config.problem.spi_twice"),
+        (9, "entrance_reader.reset_pin", "config.problem.pin_twice"),
+        (10, "entrance_reader.card_block", "config.problem.card_block"),
+    ]
+    # A van (no entrance reader) may leave its door disabled; so may a space without one.
+    off = text.replace("[entrance_reader]\n", "[entrance_reader]\nenabled = false\n")
+    off = off.replace("card_block = 7\n", "")
+    assert found(tmp_path, off) == []

@@ -12,11 +12,16 @@ from kiosk.daemon.actions import (
     EndSession,
     FlagFailed,
     FlagSet,
+    HoldsFound,
     Lend,
     LoanCommitted,
     LoanRefused,
     LoanUndone,
     Notify,
+    OpenLocker,
+    PickedUp,
+    PickupFailed,
+    ReadyHold,
     Return,
     ReturnCommitted,
     SetFlag,
@@ -31,6 +36,7 @@ from kiosk.daemon.state import (
     Finish,
     Mode,
     PadBook,
+    Pickup,
     SetMode,
     TagsChanged,
     Tick,
@@ -45,6 +51,17 @@ def pad(*barcodes: str, initial: bool = False) -> TagsChanged:
 
 def committed(barcode: str) -> LoanCommitted:
     return LoanCommitted(f"E0{barcode}", barcode, f"txn-{barcode}", f"书{barcode}", "2026-12-25")
+
+
+def holds(session: int = 1, *slots: str | None) -> HoldsFound:
+    """The ready holds 7, 8, ... of the session's patron, in lockers ``slots``."""
+    return HoldsFound(session, tuple(ReadyHold(7 + n, f"预约书{7 + n}", f"9{7 + n}", slot)
+                                     for n, slot in enumerate(slots)))
+
+
+def picked(hold_id: int, slot: str = "A01") -> PickedUp:
+    return PickedUp(hold_id, slot, f"9{hold_id}", f"预约书{hold_id}", "2026-12-25",
+                    f"txn-h{hold_id}")
 
 
 def names(actions: list) -> list[str]:
@@ -175,6 +192,58 @@ SCRIPTS = {
         (0, SetMode(Mode.RETURN), ["StartSession"]),
         (1, pad("1"), ["Return"]),
     ],
+    "a ready hold is collected from its locker and the session goes on": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, "A01", "A02"), []),
+        (40, Pickup(8), ["OpenLocker"]),
+        (40, picked(8, "A02"), ["Notify:picked_up"]),
+        (90, Tick(), ["Notify:warning"]),
+        (91, Finish(), ["EndSession:finished"]),
+    ],
+    "a locker that did not open leaves the hold ready: the patron may try again": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, "A01"), []),
+        (1, Pickup(7), ["OpenLocker"]),
+        (1, PickupFailed(7, "daemon.pickup.not_opened", {"slot": "A01"}),
+         ["Notify:pickup_failed"]),
+        (2, Pickup(7), ["OpenLocker"]),
+        (2, picked(7), ["Notify:picked_up"]),
+        (3, Pickup(7), ["Notify:pickup_failed"]),  # already collected: nothing opens
+    ],
+    "another patron's hold, or none, is refused and nothing opens": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, "A01"), []),
+        (1, Pickup(99), ["Notify:pickup_failed"]),
+    ],
+    "pressing pickup twice opens the locker once": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, "A01"), []),
+        (1, Pickup(7), ["OpenLocker"]),
+        (1, Pickup(7), []),
+    ],
+    "a pickup needs a card; without a session it does nothing": [
+        (0, Pickup(7), []),
+        (1, pad("1"), ["StartSession", "Return"]),
+        (2, Pickup(7), ["Notify:pickup_failed"]),
+    ],
+    "a hold not in a locker is for staff": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, None), []),
+        (1, Pickup(7), ["Notify:pickup_failed"]),
+    ],
+    "the holds of another session are not this patron's": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(2, "A01"), []),
+        (1, Pickup(7), ["Notify:pickup_failed"]),
+    ],
+    "a locker that opened but whose pickup was not recorded goes to staff": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (0, holds(1, "A01"), []),
+        (1, Pickup(7), ["OpenLocker"]),
+        (1, PickupFailed(7, "daemon.pickup.not_recorded", {"slot": "A01"}, opened=True),
+         ["Notify:hand_to_staff"]),
+        (2, Pickup(7), ["Notify:pickup_failed"]),
+    ],
     "finish without a session does nothing": [
         (0, Finish(), []),
         (0, Tick(), []),
@@ -258,3 +327,61 @@ def test_the_warning_must_come_before_the_timeout():
 def test_unknown_inputs_are_refused():
     with pytest.raises(TypeError):
         SessionMachine().feed(object(), 0)
+
+
+def test_a_pickup_opens_the_holds_own_locker_and_tells_title_due_date_and_slot():
+    machine = SessionMachine()
+    machine.feed(CardSeen(A, "U1"), 0)
+    machine.feed(holds(1, "A01", "B02"), 0)
+    (opening,) = machine.feed(Pickup(8), 1)
+    assert isinstance(opening, OpenLocker)
+    assert (opening.session, opening.card, opening.hold_id, opening.slot) == (1, A, 8, "B02")
+    (told,) = machine.feed(picked(8, "B02"), 1)
+    assert (told.what, told.message_key, told.hold_id, told.slot) == (
+        "picked_up", "circ.pickup.ok", 8, "B02")
+    assert told.txn_id == "txn-h8" and told.barcode == "98"
+    assert {k: told.params[k] for k in ("title", "due_date", "locker")} == {
+        "title": "预约书8", "due_date": "2026-12-25", "locker": "B02"}
+    summary = machine.session.summary()
+    assert [(h["hold_id"], h["state"]) for h in summary["holds"]] == [
+        (7, "ready"), (8, "picked_up")]
+
+
+def test_refused_pickups_say_why():
+    machine = SessionMachine()
+    machine.feed(CardSeen(A, "U1"), 0)
+    machine.feed(holds(1, "A01"), 0)
+    (unknown,) = machine.feed(Pickup(99), 1)
+    assert (unknown.message_key, unknown.params["hold_id"]) == ("daemon.pickup.unknown_hold", 99)
+    machine.feed(Pickup(7), 1)
+    blocked = PickupFailed(7, "circ.reason.patron_blocked", {"title": "预约书7"})
+    (refused,) = machine.feed(blocked, 1)
+    assert refused.what == "pickup_failed" and refused.message_key == "circ.reason.patron_blocked"
+    assert refused.params["title"] == "预约书7" and refused.slot == "A01"
+
+
+def test_the_loan_receipt_lists_picked_up_books_and_pickups_that_failed():
+    machine = SessionMachine()
+    machine.feed(CardSeen(A, "U1"), 0)
+    machine.feed(holds(1, "A01", "A02"), 0)
+    machine.feed(Pickup(7), 1)
+    machine.feed(picked(7), 1)
+    machine.feed(Pickup(8), 2)
+    machine.feed(PickupFailed(8, "daemon.pickup.not_opened", {"slot": "A02"}), 2)
+    (end,) = machine.feed(Finish(), 3)
+    (receipt,) = end.receipts
+    assert receipt.kind == "loan" and receipt.card == A
+    assert [(line.title, line.barcode, line.due_date) for line in receipt.done] == [
+        ("预约书7", "97", "2026-12-25")]
+    assert [(line.title, line.message_key) for line in receipt.not_done] == [
+        ("预约书8", "daemon.pickup.not_opened")]
+
+
+def test_a_session_with_only_failed_pickups_prints_nothing():
+    machine = SessionMachine()
+    machine.feed(CardSeen(A, "U1"), 0)
+    machine.feed(holds(1, "A01"), 0)
+    machine.feed(Pickup(7), 1)
+    machine.feed(PickupFailed(7, "daemon.pickup.not_opened"), 1)
+    (end,) = machine.feed(Finish(), 2)
+    assert end.receipts == ()

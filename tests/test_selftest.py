@@ -29,7 +29,8 @@ def test_the_simulated_kiosk_passes(capsys):
     code, out = run(capsys, "selftest")
     assert code == 0
     assert "book-tag reader" in out.out and "patron-card reader" in out.out
-    assert "Self-test passed: 5/5" in out.out
+    assert "entrance card reader" in out.out
+    assert "Self-test passed: 6/6" in out.out
     code, out = run(capsys, "selftest", "card_reader", "--json")
     data = json.loads(out.out)
     assert code == 0 and data["ok"] is True

@@ -2,12 +2,14 @@
 ``kiosk run`` with the ``sim`` profile), through its control socket.
 
     kiosk sim card UID | --card NUMBER | remove      a card on the reader (or taken away)
+    kiosk sim entry-card UID | --card NUMBER | remove   the same at the entrance (night entry)
     kiosk sim place BARCODE...                     books on the pad
     kiosk sim remove BARCODE... | --all            books off the pad
     kiosk sim door open|close|jam|clear [--name N]  the entrance door (or locker slot N)
     kiosk sim printer paper-out|paper-in|cover-open|cover-closed|unplug|replug
     kiosk sim reader unplug|replug                 the tag reader's cable
     kiosk sim reader fault NAME [--count N]        a fault in the next tag commands
+    kiosk sim pickup HOLD_ID                       collect a ready hold from its locker
     kiosk sim finish                               the screen's "finish" button
     kiosk sim show                                 what the simulated world looks like
 
@@ -34,9 +36,10 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     verbs.required = True
 
     def add(name: str, handler: Callable[[App], int]) -> argparse.ArgumentParser:
-        p = verbs.add_parser(name, help=t(f"cli.help.sim_{name}"),
-                             description=t(f"cli.help.sim_{name}"),
-                             epilog=t(f"cli.example.sim_{name}"),
+        key = name.replace("-", "_")
+        p = verbs.add_parser(name, help=t(f"cli.help.sim_{key}"),
+                             description=t(f"cli.help.sim_{key}"),
+                             epilog=t(f"cli.example.sim_{key}"),
                              formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--json", action="store_true", help=t("cli.opt.json"))
         p.set_defaults(handler=handler)
@@ -45,6 +48,9 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     card = add("card", _card)
     card.add_argument("uid", nargs="?", metavar="UID|remove", help=t("cli.opt.sim_uid"))
     card.add_argument("--card", dest="number", metavar="NUMBER", help=t("cli.opt.sim_card"))
+    entry = add("entry-card", _entry_card)
+    entry.add_argument("uid", nargs="?", metavar="UID|remove", help=t("cli.opt.sim_uid"))
+    entry.add_argument("--card", dest="number", metavar="NUMBER", help=t("cli.opt.sim_card"))
     add("place", _place).add_argument("barcodes", nargs="+", metavar="BARCODE",
                                       help=t("cli.opt.sim_barcodes"))
     remove = add("remove", _remove)
@@ -59,6 +65,8 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     reader.add_argument("action", choices=READER_ACTIONS, help=t("cli.opt.sim_action"))
     reader.add_argument("fault", nargs="?", choices=FAULTS, help=t("cli.opt.sim_fault"))
     reader.add_argument("--count", type=int, default=1, metavar="N", help=t("cli.opt.sim_count"))
+    add("pickup", _pickup).add_argument("hold", type=int, metavar="HOLD_ID",
+                                        help=t("cli.opt.sim_hold"))
     add("finish", _finish)
     add("show", _show)
 
@@ -83,17 +91,20 @@ def _done(app: App, result: Any, key: str, **params: Any) -> int:
     return exitcodes.OK
 
 
-def _card(app: App) -> int:
+def _card(app: App, device: str = "card", placed: str = "daemon.sim.card_placed") -> int:
     uid, number = app.args.uid, app.args.number
     if uid == "remove":
-        result = _ask(app, "sim", device="card", action="remove")
+        result = _ask(app, "sim", device=device, action="remove")
         return _done(app, result, "daemon.sim.card_removed")
     if (uid is None) == (number is None):
         app.warn("daemon.sim.card_usage")
         return exitcodes.USAGE
-    result = _ask(app, "sim", device="card", action="place", uid=uid, card_number=number)
-    return _done(app, result, "daemon.sim.card_placed",
-                 card=number or (result or {}).get("uid", uid))
+    result = _ask(app, "sim", device=device, action="place", uid=uid, card_number=number)
+    return _done(app, result, placed, card=number or (result or {}).get("uid", uid))
+
+
+def _entry_card(app: App) -> int:
+    return _card(app, "entrance_card", "daemon.sim.entry_card_placed")
 
 
 def _place(app: App) -> int:
@@ -130,6 +141,11 @@ def _reader(app: App) -> int:
                   count=app.args.count)
     return _done(app, result, "daemon.sim.reader", action=app.args.action,
                  fault=app.args.fault or "")
+
+
+def _pickup(app: App) -> int:
+    result = _ask(app, "session", action="pickup", hold=app.args.hold)
+    return _done(app, result, "daemon.sim.pickup", hold_id=app.args.hold)
 
 
 def _finish(app: App) -> int:

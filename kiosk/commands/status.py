@@ -3,9 +3,9 @@ daemon running (the first line says which).
 
 With the daemon: its state, each device online or not, the session in progress, the sync
 link, the queue depth, the last sync and the flag journal. Without it: the same read from
-the database. Exit codes: 0 the daemon runs, every device is online and no book waits in the
-flag journal; 1 otherwise (not running, degraded, or something for staff to check); 4 the
-database cannot be read (daemon not running).
+the database. Exit codes: 0 the daemon runs, every device is online, no book waits in the
+flag journal and no door is left open; 1 otherwise (not running, degraded, or something for
+staff to check); 4 the database cannot be read (daemon not running).
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def gather(app: App) -> dict[str, Any]:
 def _status(app: App) -> int:
     data = gather(app)
     running = data["daemon"] == "running"
-    ok = running and data["state"] == "ready" and not data["flag_pending"]
+    ok = (running and data["state"] == "ready" and not data["flag_pending"]
+          and not data.get("door_alarms"))
     if app.json:
         app.emit_json(data)
         return exitcodes.OK if ok else exitcodes.REFUSED
@@ -72,6 +73,10 @@ def _status(app: App) -> int:
         app.line(line)
         if device.get("left_open"):
             app.line("    " + app.t("device.door_left_open", device=device["where"]))
+        if name == "lockers":
+            for slot in [n for n in data.get("door_alarms") or [] if n != "door"]:
+                where = f"{device['where']} {slot}"
+                app.line("    " + app.t("device.door_left_open", device=where))
     if running:
         for problem in data.get("printer_problems") or []:
             app.say("daemon.status.printer_problem", problem=problem)

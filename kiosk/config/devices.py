@@ -60,7 +60,7 @@ def _spec_problems(values: Mapping[str, Any], make: Any, keys: tuple[str, ...]
 
 LOCKER_KEYS = ("latch_pins", "sensor_pins", "bank_size", "max_energised", "pulse_ms",
                "open_timeout_ms", "debounce_ms", "latch_active_high", "sensor_open_when_high",
-               "simulated")
+               "left_open_after_s", "simulated")
 DOOR_KEYS = ("latch_pin", "sensor_pin", "pulse_ms", "open_timeout_ms", "left_open_after_s",
              "debounce_ms", "latch_active_high", "sensor_open_when_high", "simulated")
 
@@ -89,6 +89,7 @@ SECTIONS = (
         Key("debounce_ms", Int(0, 1000), _lockers.debounce_ms),
         Key("latch_active_high", Bool(), _lockers.latch_active_high),
         Key("sensor_open_when_high", Bool(), _lockers.sensor_open_when_high),
+        Key("left_open_after_s", Int(1, 3600), int(_lockers.left_open_after_s)),
         Key("simulated", Bool(), PerProfile(_sim)),
     ), check=lambda v: _spec_problems(v, LockerSpec, LOCKER_KEYS)),
     Section("door", (
@@ -125,9 +126,11 @@ def pins_used_twice(values: Mapping[str, Mapping[str, Any]]
     owners: dict[int, str] = {}
     problems = []
     uses: list[tuple[str, str, tuple[int, ...]]] = []
-    reset = values.get("card_reader", {}).get("reset_pin")
-    if reset is not None and values.get("card_reader", {}).get("spi") != SIMULATED:
-        uses.append(("card_reader", "reset_pin", (reset,)))
+    for section in ("card_reader", "entrance_reader"):
+        table = values.get(section, {})
+        reset = table.get("reset_pin")
+        if reset is not None and table.get("spi") != SIMULATED and table.get("enabled", True):
+            uses.append((section, "reset_pin", (reset,)))
     for section, keys in (("lockers", ("latch_pins", "sensor_pins")),
                           ("door", ("latch_pin", "sensor_pin"))):
         table = values.get(section, {})
@@ -144,4 +147,20 @@ def pins_used_twice(values: Mapping[str, Mapping[str, Any]]
                 problems.append((section, key, "config.problem.pin_twice",
                                  {"pin": pin, "other": owners[pin]}))
             owners.setdefault(pin, where)
+    return problems
+
+
+def entrance_problems(values: Mapping[str, Mapping[str, Any]]
+                      ) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The entrance card reader opens the entrance door, so it needs one; and it cannot share
+    the SPI device (the chip select) of the card reader at the kiosk."""
+    entrance = values.get("entrance_reader", {})
+    if not entrance.get("enabled"):
+        return []
+    problems = []
+    if values.get("door", {}).get("enabled") is False:
+        problems.append(("entrance_reader", "enabled", "config.problem.entrance_without_door", {}))
+    spi, kiosk_spi = entrance.get("spi"), values.get("card_reader", {}).get("spi")
+    if spi is not None and spi != SIMULATED and spi == kiosk_spi:
+        problems.append(("entrance_reader", "spi", "config.problem.spi_twice", {"spi": spi}))
     return problems

@@ -16,6 +16,8 @@ from typing import Any
 
 from hardware.specs import (
     CARD_READER_DRIVERS,
+    ENTRANCE_READER_SPI,
+    SIM_ENTRANCE_READER,
     SIMULATED,
     TAG_READER_DRIVERS,
     CardReaderSpec,
@@ -26,7 +28,7 @@ from hardware.specs import (
     SecurityPolicy,
     TagReaderSpec,
 )
-from kiosk.config import daemon, devices
+from kiosk.config import daemon, devices, ui
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -39,6 +41,7 @@ from kiosk.config.settings import (
     default_database_path,
 )
 from kiosk.config.types import (
+    Bool,
     Choice,
     Int,
     Language,
@@ -58,6 +61,7 @@ ISIL = r"[A-Z]{1,4}-[A-Za-z0-9:/-]{1,11}"
 _device = DeviceSettings()
 _tags = TagReaderSpec()
 _cards = CardReaderSpec()
+_entrance = SIM_ENTRANCE_READER
 _security = SecurityPolicy()
 
 # Stable names given by the udev rules in systemd/ (see docs/wiring-*.md).
@@ -147,6 +151,18 @@ SCHEMA = Schema(
                 secret=True),
             Key("key_type", Choice(("A", "B")), _cards.key_type),
         ), check=_check_card_reader),
+        Section("entrance_reader", (
+            Key("enabled", Bool(), PerProfile(lambda p: p != "van")),
+            Key("driver", Choice(CARD_READER_DRIVERS), _entrance.driver),
+            Key("spi", Str(r"sim|[0-9]\.[0-9]", example=ENTRANCE_READER_SPI),
+                _real_or_sim(ENTRANCE_READER_SPI)),
+            Key("spi_hz", Int(100_000, 10_000_000), _entrance.spi_hz),
+            Key("reset_pin", Int(0, 27), _entrance.reset_pin),
+            Key("card_block", Int(1, 62), _entrance.card_block),
+            Key("key", Str(r"[0-9A-Fa-f]{12}", example="FFFFFFFFFFFF"), _entrance.key,
+                secret=True),
+            Key("key_type", Choice(("A", "B")), _entrance.key_type),
+        ), check=_check_card_reader),
         Section("gpio", (
             Key("factory", Choice(GpioFactory),
                 PerProfile(lambda p: GpioFactory.MOCK if p == "sim" else GpioFactory.LGPIO)),
@@ -175,13 +191,14 @@ SCHEMA = Schema(
         ), check=_check_hub),
         *devices.SECTIONS,
         daemon.SECTION,
+        ui.SECTION,
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
     # For now the profiles differ only in the database path, which PerProfile computes.
     profile_defaults={profile: {} for profile in PROFILES},
     fallback_profile="sim",
-    checks=(devices.pins_used_twice,),
+    checks=(devices.pins_used_twice, devices.entrance_problems),
 )
 
 # What a kiosk without a config file is: the simulated device of the sample county.
@@ -194,6 +211,7 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
     """Settings from the complete ``values`` of a problem-free
     :class:`~kiosk.config.schema.Resolved`."""
     circulation = dict(values["circulation"])
+    entrance = dict(values["entrance_reader"])
     max_fines: Decimal = circulation.pop("max_fines")
     return Settings(
         device=DeviceSettings(**values["device"]),
@@ -206,11 +224,13 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
         hardware=HardwareSpec(
             tag_reader=TagReaderSpec(**values["tag_reader"]),
             card_reader=CardReaderSpec(**values["card_reader"]),
+            entrance_reader=CardReaderSpec(**entrance) if entrance.pop("enabled") else None,
             gpio=GpioSpec(**values["gpio"]),
             security=SecurityPolicy(**values["security"]),
             **devices.build(values),
         ),
         hub=HubSettings(**values["hub"]),
         daemon=daemon.build(values["daemon"]),
+        ui=ui.build(values["ui"]),
         source=source,
     )

@@ -111,6 +111,27 @@ class DaemonSettings:
         return self.runtime_dir or self.control_socket.parent
 
 
+@dataclass(frozen=True)
+class UiSettings:
+    """The ``[ui]`` section: the touchscreen's web server, served by the daemon.
+
+    ``listen``/``port``: where the page is served; loopback only by default, since Chromium
+    on the Pi's own screen is its one intended visitor. ``language``: what the idle screen
+    starts in (``[device] language`` when empty). ``rating``: ask for a 1-5 rating after a
+    session. ``speech``: offer spoken prompts (``espeak`` is the espeak-ng program).
+    ``done_s``: how long the "thank you" screen stays before going back to idle.
+    """
+
+    enabled: bool = True
+    listen: str = "127.0.0.1"
+    port: int = 8080
+    language: str = ""
+    rating: bool = True
+    speech: bool = True
+    espeak: str = "espeak-ng"
+    done_s: int = 20
+
+
 # The [circulation] section is the library's policy itself: one dataclass, no copy to keep
 # in step.
 CirculationSettings = Policy
@@ -125,6 +146,7 @@ class Settings:
     hardware: HardwareSpec = field(default_factory=HardwareSpec)
     hub: HubSettings = field(default_factory=HubSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
     source: Path | None = None
 
     def policy(self) -> Policy:

@@ -87,8 +87,57 @@ class ReturnRefused:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ReadyHold:
+    """A hold of the session's patron ready for pickup here: its book and its locker slot
+    (None: the book is not in a locker, staff hand it over)."""
+
+    hold_id: int
+    title: str
+    barcode: str
+    slot: str | None
+    expires_on: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hold_id": self.hold_id, "title": self.title, "barcode": self.barcode,
+                "slot": self.slot, "expires_on": self.expires_on}
+
+
+@dataclass(frozen=True)
+class HoldsFound:
+    """The ready holds of the patron of ``session`` (read when the session started)."""
+
+    session: int
+    holds: tuple[ReadyHold, ...]
+
+
+@dataclass(frozen=True)
+class PickedUp:
+    """The locker of hold ``hold_id`` opened (its sensor saw the door open) and the pickup
+    is committed with its event: the book is lent to the patron."""
+
+    hold_id: int
+    slot: str
+    barcode: str
+    title: str
+    due_date: str
+    txn_id: str
+
+
+@dataclass(frozen=True)
+class PickupFailed:
+    """Hold ``hold_id`` was not picked up: the rules refused (nothing opened), or the
+    locker did not open (nothing recorded; the hold stays ready). ``opened``: the locker
+    did open but the pickup could not be recorded, so the book is out unrecorded."""
+
+    hold_id: int
+    message_key: str
+    params: dict[str, Any] = field(default_factory=dict)
+    opened: bool = False
+
+
 Result = (LoanCommitted | LoanRefused | StepFailed | FlagSet | FlagFailed | LoanUndone
-          | ReturnCommitted | ReturnRefused)
+          | ReturnCommitted | ReturnRefused | HoldsFound | PickedUp | PickupFailed)
 
 # -- actions ---------------------------------------------------------------------------------
 
@@ -136,10 +185,23 @@ class UndoLoan:
 
 
 @dataclass(frozen=True)
+class OpenLocker:
+    """Collect hold ``hold_id`` for ``card`` from locker ``slot``: ask the rules (nothing is
+    opened if they refuse), open the slot, and only once its sensor saw the door open,
+    commit the pickup. Result: :class:`PickedUp` or :class:`PickupFailed`."""
+
+    session: int
+    card: str
+    hold_id: int
+    slot: str
+
+
+@dataclass(frozen=True)
 class Notify:
     """Tell the patron (and the watchers): ``what`` is lent, not_lent, returned,
-    not_returned, hand_to_staff, unreadable or warning; the text is ``message_key`` with
-    ``params``, followed by each of ``notes``."""
+    not_returned, picked_up, pickup_failed, hand_to_staff, unreadable or warning; the text
+    is ``message_key`` with ``params``, followed by each of ``notes``. ``hold_id`` and
+    ``slot`` are given for a pickup."""
 
     session: int
     what: str
@@ -149,6 +211,8 @@ class Notify:
     barcode: str | None = None
     txn_id: str | None = None
     notes: tuple[str, ...] = ()
+    hold_id: int | None = None
+    slot: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,4 +241,4 @@ class EndSession:
     receipts: tuple[ReceiptPlan, ...] = ()
 
 
-Action = StartSession | Lend | Return | SetFlag | UndoLoan | Notify | EndSession
+Action = StartSession | Lend | Return | SetFlag | UndoLoan | OpenLocker | Notify | EndSession

@@ -44,7 +44,9 @@ from kiosk.daemon.state import (
     CardSeen,
     DaemonState,
     DeviceChanged,
+    DoorAlarm,
     DoorChanged,
+    EntryCardSeen,
     PrinterStatusChanged,
     SyncStateChanged,
     TagsChanged,
@@ -53,6 +55,7 @@ from kiosk.daemon.state import (
 from kiosk.daemon.steps import Steps, mask_card
 from kiosk.daemon.workers import (
     CardWorker,
+    DoorWorker,
     PrinterWorker,
     TagWorker,
     Worker,
@@ -97,9 +100,11 @@ class Daemon:
         self.writer: db.Writer | None = None
         self.workers: dict[str, Worker] = {}
         self.sync: Any = None  # a SyncWorker when [hub] url is set
+        self.web: Any = None  # the touchscreen's server (kiosk.web) when [ui] enabled
         self.control: ControlServer | None = None
         self.steps: Steps | None = None
         self.simctl: SimControl | None = None
+        self.entrance: Any = None  # kiosk.daemon.entrance.Entrance, with an entrance reader
         self.printer_problems: tuple[str, ...] = ()
         self.last_report: dict[str, Any] | None = None
         self.sync_waiters: list[asyncio.Future[dict[str, Any]]] = []
@@ -160,11 +165,17 @@ class Daemon:
         self._start_sync(loop)
         cards = self.workers["card_reader"]
         assert isinstance(cards, CardWorker)
-        self.simctl = SimControl(self.devices, cards, self.writer, self.settings.hardware.security)
+        self.simctl = SimControl(self.devices, cards, self.writer, self.settings.hardware.security,
+                                 entrance=self.workers.get("entrance_reader"))
         from kiosk.daemon.commands import control_commands
 
         self.control = ControlServer(d.control_socket, control_commands(self), self.bus.watch)
         await self.control.start()
+        if self.settings.ui.enabled:
+            from kiosk.web.server import WebUI
+
+            self.web = WebUI(self, self.settings.ui)
+            await self.web.start()
         self._tasks = [asyncio.ensure_future(coro) for coro in
                        (self._consume(), self._ticker(), self._watchdog())]
         self._update_state()
@@ -176,11 +187,17 @@ class Daemon:
         assert self.devices is not None and self.writer is not None
         self.workers = make_workers(self.devices, self.settings, post)
         tags, printer = self.workers["tag_reader"], self.workers.get("printer")
+        doors = self.workers.get("doors")
         assert isinstance(tags, TagWorker)
         self.steps = Steps(self.machine, self.writer, tags,
                            printer if isinstance(printer, PrinterWorker) else None, self.bus,
                            identity=self.identity, security=self.settings.hardware.security,
-                           receipt_language=self.catalogue, online=self.hub_online)
+                           receipt_language=self.catalogue, online=self.hub_online,
+                           doors=doors if isinstance(doors, DoorWorker) else None)
+        if "entrance_reader" in self.workers:
+            from kiosk.daemon.entrance import Entrance
+
+            self.entrance = Entrance(self.writer, self.bus, doors, self.devices.door)
         for worker in self.workers.values():
             worker.start()
 
@@ -204,6 +221,7 @@ class Daemon:
         self._stopping = True
         for name, step in (("actuators", self._actuators_safe),
                            ("control socket", self._close_control),
+                           ("touchscreen", self._stop_web),
                            ("session", self._end_session),
                            ("receipts", self._drain_receipts),
                            ("workers", self._stop_workers),
@@ -226,6 +244,10 @@ class Daemon:
             for actuator in (self.devices.door, self.devices.lockers):
                 if actuator is not None:
                     await asyncio.to_thread(actuator.close)
+
+    async def _stop_web(self) -> None:
+        if self.web is not None:
+            await self.web.stop()
 
     async def _close_control(self) -> None:
         if self.control is not None:
@@ -295,6 +317,18 @@ class Daemon:
             return
         elif isinstance(event, DoorChanged):
             self.bus.publish("door", name=event.name, open=event.is_open)
+            return
+        elif isinstance(event, DoorAlarm):
+            if event.left_open:
+                self.bus.publish("door_alarm", name=event.name,
+                                 message_key="device.door_left_open", params={"device": event.name})
+            else:
+                self.bus.publish("door_alarm_cleared", name=event.name)
+            return
+        elif isinstance(event, EntryCardSeen):
+            self.bus.publish("entry_card_seen", card=mask_card(event.card))
+            if self.entrance is not None:
+                self.entrance.tapped(event)
             return
         elif isinstance(event, SyncStateChanged):
             self.bus.publish("sync", ok=event.ok, queue_depth=event.queue_depth,

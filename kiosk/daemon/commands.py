@@ -10,7 +10,8 @@
                "desk"}``: staff circulation on the daemon's writer (database only: no tag
                is written, as with ``kiosk circ`` without a daemon)
 ``pending``    the flag journal
-``session``    ``{"action": "finish"|"lend"|"return"}``: the screen's buttons
+``session``    ``{"action": "finish"|"lend"|"return"|"pickup", "hold"}``: the screen's
+               buttons; ``pickup`` collects hold ``hold`` of the card holder from its locker
 ``sim``        act on the simulated devices (see :mod:`kiosk.daemon.simctl`)
 """
 
@@ -25,7 +26,7 @@ from kiosk.daemon import db
 from kiosk.daemon.control import ControlError
 from kiosk.daemon.selftests import DEVICES, WORKER_OF, check_device
 from kiosk.daemon.simctl import SimError
-from kiosk.daemon.state import Finish, Mode, SetMode
+from kiosk.daemon.state import Finish, Mode, Pickup, SetMode
 from kiosk.daemon.steps import mask_card
 from sync.client import HubNotConfigured
 from sync.errors import CacheError
@@ -62,7 +63,10 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
                 **session.summary(), "card": mask_card(session.card)},
             "sync": {"configured": daemon.sync is not None, "online": daemon.hub_online(),
                      "last_report": daemon.last_report},
-            "workers": now_workers, "unhealthy": daemon.unhealthy(), **store,
+            "workers": now_workers, "unhealthy": daemon.unhealthy(),
+            "door_alarms": _door_alarms(daemon),
+            "ui": daemon.web.status() if daemon.web is not None else {"enabled": False},
+            **store,
         }
 
     async def selftest(args: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +117,19 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
             daemon.put(Finish())
         elif action in ("lend", "return"):
             daemon.put(SetMode(Mode(action)))
+        elif action == "pickup":
+            hold = args.get("hold")
+            if isinstance(hold, bool) or not isinstance(hold, int):
+                raise ControlError("bad_arguments", "daemon.control.bad_arguments",
+                                   detail="hold is a hold number")
+            current = daemon.machine.session
+            if current is None or current.card is None:
+                raise ControlError("no_card_session", "daemon.control.no_card_session")
+            daemon.put(Pickup(hold))
+            return {"done": action, "hold": hold}
         else:
             raise ControlError("bad_arguments", "daemon.control.bad_arguments",
-                               detail="session actions: finish, lend, return")
+                               detail="session actions: finish, lend, return, pickup")
         return {"done": action}
 
     async def sim(args: dict[str, Any]) -> dict[str, Any]:
@@ -127,6 +141,12 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
 
     return {"hello": hello, "status": status, "selftest": selftest, "sync": sync,
             "queue": queue, "circ": circ, "pending": pending, "session": session, "sim": sim}
+
+
+def _door_alarms(daemon: Daemon) -> list[str]:
+    """The doors left open now (``door``, or locker slots)."""
+    doors = daemon.workers.get("doors")
+    return sorted(getattr(doors, "alarms", ()))
 
 
 def _writer(daemon: Daemon) -> db.Writer:

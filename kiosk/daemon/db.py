@@ -36,6 +36,7 @@ from sync.circulation import Circulation, Identity, Outcome
 from sync.clock import Clock
 from sync.db import Cache
 from sync.policy import Policy, Station
+from sync.rules import Reason
 from sync.syncer import LAST_SYNC_KEY
 
 T = TypeVar("T")
@@ -228,6 +229,17 @@ class Writer:
     def ready_holds(self, card: str) -> list[dict[str, Any]]:
         return self._circ().ready_holds(card)
 
+    def check_pickup(self, card: str, hold_id: int, station: Station) -> Outcome:
+        return self._circ().check_pickup(card, hold_id, station)
+
+    # -- night entry ---------------------------------------------------------------------
+
+    def entry_problem(self, card: str) -> Reason | None:
+        return self._circ().entry_problem(card)
+
+    def count_entry(self, problem: Reason | None) -> None:
+        self._circ().count_entry(problem)
+
     def _superseding(self, barcode: str, kind: str, change: Callable[[], Outcome]) -> Outcome:
         """Run ``change``; when it commits an event of ``kind``, the book's journal rows go
         in the same transaction (what its tag must say is decided anew)."""
@@ -251,6 +263,17 @@ class Writer:
         """``fn(conn, *args)`` in a read transaction."""
         with self._cache().snapshot() as conn:
             return fn(conn, *args)
+
+    def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in a write transaction (for what is not circulation: the
+        statistics of the screen, say)."""
+        with self._cache().transaction() as conn:
+            return fn(conn, *args)
+
+    def today(self) -> str:
+        """Today's date where the kiosk stands (the statistics' day)."""
+        seconds = self.clock.wall_ns() / 1e9
+        return datetime.fromtimestamp(seconds, self.identity.timezone).date().isoformat()
 
     def checkpoint(self) -> tuple[int, int]:
         return self._cache().checkpoint()

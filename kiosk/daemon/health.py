@@ -21,7 +21,7 @@ from kiosk.daemon.notify import Notifier
 
 log = logging.getLogger(__name__)
 
-LINKED_ROLES = ("tag_reader", "card_reader", "printer")
+LINKED_ROLES = ("tag_reader", "card_reader", "printer", "entrance_reader")
 
 
 def role_of(devices: Devices | None, link_name: str) -> str | None:
@@ -42,8 +42,8 @@ def device_status(devices: Devices | None) -> dict[str, dict[str, Any]]:
     if devices is None:
         return out
     sims = devices.sims
-    for role, sim in zip(LINKED_ROLES, (sims.tag_pad, sims.card_chip, sims.printer),
-                         strict=True):
+    for role, sim in zip(LINKED_ROLES, (sims.tag_pad, sims.card_chip, sims.printer,
+                                        sims.entrance_chip), strict=True):
         device = getattr(devices, role)
         if device is None:
             continue

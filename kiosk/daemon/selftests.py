@@ -9,14 +9,14 @@ from __future__ import annotations
 from hardware import selftest
 from hardware.build import Devices
 
-DEVICES = ("tag_reader", "card_reader", "printer", "lockers", "door")
+DEVICES = ("tag_reader", "card_reader", "printer", "lockers", "door", "entrance_reader")
 WORKER_OF = {"tag_reader": "tag_reader", "card_reader": "card_reader", "printer": "printer",
-             "lockers": "doors", "door": "doors"}
+             "lockers": "doors", "door": "doors", "entrance_reader": "entrance_reader"}
 
 
 def check_device(devices: Devices, name: str) -> selftest.DeviceReport | None:
     """The report of one device, or None when the kiosk has no such device (a van has no
-    lockers or entrance door)."""
+    lockers, entrance door or entrance card reader)."""
     if name == "tag_reader":
         reader = devices.tag_reader
         return selftest.check_tag_reader(reader, reader.url)  # type: ignore[attr-defined]
@@ -29,4 +29,7 @@ def check_device(devices: Devices, name: str) -> selftest.DeviceReport | None:
         return selftest.check_lockers(devices.lockers, devices.lockers.name)
     if name == "door" and devices.door is not None:
         return selftest.check_door(devices.door, devices.door.name)
+    if name == "entrance_reader" and devices.entrance_reader is not None:
+        return selftest.check_card_reader(devices.entrance_reader, devices.entrance_reader.name,
+                                          device="entrance_reader")
     return None

@@ -18,6 +18,11 @@ and are tested without hardware:
   is asked to hand the book to staff.
 - A book is handled once while it stays on the pad: lifting it and putting it back makes it
   new again. Books lying on the pad when the daemon starts are not handled at all.
+- A patron with a card may collect a ready hold from its locker (:class:`Pickup`): only a
+  hold of this patron's, read when the session started (:class:`HoldsFound`), is tried; the
+  step (:class:`OpenLocker`) asks the rules, opens the slot and commits the pickup only
+  once the slot's sensor saw the door open. A locker that did not open leaves the hold
+  ready, and the patron may try again. Picked-up books are on the loan receipt.
 """
 
 from __future__ import annotations
@@ -30,11 +35,16 @@ from kiosk.daemon.actions import (
     EndSession,
     FlagFailed,
     FlagSet,
+    HoldsFound,
     Lend,
     LoanCommitted,
     LoanRefused,
     LoanUndone,
     Notify,
+    OpenLocker,
+    PickedUp,
+    PickupFailed,
+    ReadyHold,
     ReceiptLine,
     ReceiptPlan,
     Return,
@@ -51,6 +61,7 @@ from kiosk.daemon.state import (
     Finish,
     Mode,
     PadBook,
+    Pickup,
     SetMode,
     TagsChanged,
     Tick,
@@ -74,6 +85,15 @@ class _Book:
 
 
 @dataclass
+class _Hold:
+    hold: ReadyHold
+    state: str = "ready"  # opening, picked_up, failed, unrecorded
+    due_date: str = ""
+    message_key: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Session:
     """One patron's (or one anonymous returner's) visit. ``card`` is None for returns."""
 
@@ -84,13 +104,15 @@ class Session:
     last_activity: float
     warned: bool = False
     books: dict[str, _Book] = field(default_factory=dict)
+    holds: dict[int, _Hold] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         states: dict[str, int] = {}
         for book in self.books.values():
             states[book.state] = states.get(book.state, 0) + 1
+        holds = [{**h.hold.as_dict(), "state": h.state} for h in self.holds.values()]
         return {"id": self.id, "mode": str(self.mode), "books": len(self.books),
-                "states": states}
+                "states": states, "holds": holds}
 
 
 class SessionMachine:
@@ -183,7 +205,71 @@ class SessionMachine:
         self.session.last_activity, self.session.warned = now, False
         return []
 
+    def _pickup(self, event: Pickup, now: float) -> list[Action]:
+        session = self.session
+        if session is None:
+            return []
+        session.last_activity, session.warned = now, False
+        hold_id = event.hold_id
+
+        def refuse(key: str, **params: Any) -> list[Action]:
+            return [Notify(session.id, "pickup_failed", key, {"hold_id": hold_id, **params},
+                           hold_id=hold_id)]
+
+        held = session.holds.get(hold_id) if session.card is not None else None
+        if session.card is None:
+            return refuse("daemon.pickup.no_card")
+        if held is None:  # another patron's hold, one not ready, or no such hold
+            return refuse("daemon.pickup.unknown_hold")
+        hold = held.hold
+        if held.state == "opening":
+            return []  # pressed twice: the locker is being opened
+        if held.state in ("picked_up", "unrecorded"):
+            return refuse("daemon.pickup.already_picked_up", title=hold.title)
+        if hold.slot is None:
+            return refuse("daemon.pickup.no_locker", title=hold.title)
+        held.state = "opening"
+        return [OpenLocker(session.id, session.card, hold_id, hold.slot)]
+
     # -- step results ------------------------------------------------------------------------
+
+    def _holds_found(self, result: HoldsFound, now: float) -> list[Action]:
+        session = self.session
+        if session is not None and session.id == result.session:
+            session.holds = {h.hold_id: _Hold(h) for h in result.holds}
+        return []
+
+    def _held(self, hold_id: int) -> tuple[Session, _Hold] | None:
+        session = self.session
+        if session is None or hold_id not in session.holds:
+            return None
+        return session, session.holds[hold_id]
+
+    def _picked_up(self, result: PickedUp, now: float) -> list[Action]:
+        found = self._held(result.hold_id)
+        if found is None:
+            return []
+        session, held = found
+        held.state, held.due_date = "picked_up", result.due_date
+        params = {"title": result.title, "due_date": result.due_date, "locker": result.slot,
+                  "slot": result.slot, "barcode": result.barcode, "hold_id": result.hold_id}
+        return [Notify(session.id, "picked_up", "circ.pickup.ok", params,
+                       barcode=result.barcode, txn_id=result.txn_id, hold_id=result.hold_id,
+                       slot=result.slot)]
+
+    def _pickup_failed(self, result: PickupFailed, now: float) -> list[Action]:
+        found = self._held(result.hold_id)
+        if found is None:
+            return []
+        session, held = found
+        hold = held.hold
+        params = {"title": hold.title, "slot": hold.slot or "", "hold_id": hold.hold_id,
+                  **result.params}
+        held.state = "unrecorded" if result.opened else "failed"
+        held.message_key, held.params = result.message_key, params
+        what = "hand_to_staff" if result.opened else "pickup_failed"
+        return [Notify(session.id, what, result.message_key, dict(params),
+                       barcode=hold.barcode, hold_id=hold.hold_id, slot=hold.slot)]
 
     def _book(self, uid: str) -> tuple[Session, _Book] | None:
         session = self.session
@@ -325,19 +411,26 @@ class SessionMachine:
 
 
 def _receipts(session: Session) -> tuple[ReceiptPlan, ...]:
-    """A loan receipt when anything was lent, a return receipt when anything was returned;
-    each lists the books of its kind that were not done, and why."""
+    """A loan receipt when anything was lent or picked up, a return receipt when anything was
+    returned; each lists the books of its kind that were not done, and why."""
     plans = []
     for kind, done_state, receipt in (("lend", "lent", "loan"), ("return", "returned", "return")):
         books = [b for b in session.books.values() if b.kind == kind]
-        done = tuple(ReceiptLine(b.title, b.barcode, b.due_date)
-                     for b in books if b.state == done_state)
-        not_done = tuple(
+        done = [ReceiptLine(b.title, b.barcode, b.due_date)
+                for b in books if b.state == done_state]
+        not_done = [
             ReceiptLine(b.title or b.barcode or b.uid, b.barcode, message_key=b.message_key,
                         params=dict(b.params))
-            for b in books if b.state in ("refused", "failed", "undone", "unsecured"))
+            for b in books if b.state in ("refused", "failed", "undone", "unsecured")]
+        if kind == "lend":
+            holds = session.holds.values()
+            done += [ReceiptLine(h.hold.title, h.hold.barcode, h.due_date)
+                     for h in holds if h.state == "picked_up"]
+            not_done += [ReceiptLine(h.hold.title, h.hold.barcode, message_key=h.message_key,
+                                     params=dict(h.params))
+                         for h in holds if h.state in ("failed", "unrecorded")]
         if done:
-            plans.append(ReceiptPlan(receipt, session.card, done, not_done))
+            plans.append(ReceiptPlan(receipt, session.card, tuple(done), tuple(not_done)))
     return tuple(plans)
 
 
@@ -348,6 +441,10 @@ _HANDLERS: dict[type, Any] = {
     Tick: SessionMachine._tick,
     Finish: SessionMachine._finish,
     SetMode: SessionMachine._set_mode,
+    Pickup: SessionMachine._pickup,
+    HoldsFound: SessionMachine._holds_found,
+    PickedUp: SessionMachine._picked_up,
+    PickupFailed: SessionMachine._pickup_failed,
     LoanCommitted: SessionMachine._loan_committed,
     LoanRefused: SessionMachine._refused,
     ReturnRefused: SessionMachine._refused,

@@ -3,8 +3,9 @@
 The simulated world keeps its physics: a book's tag keeps its AFI while it is off the pad
 (lend a book, lift it, put it back: it still says "on loan"), and a book placed for the first
 time carries the flag the catalogue implies (on loan if the cache has an open loan of it,
-else on the shelf). Cards are placed through the card reader's worker, because the
-simulated MFRC522, like a real SPI bus, serves one thread.
+else on the shelf). Cards are placed through their card reader's worker (the kiosk's, or the
+one outside the entrance), because the simulated MFRC522, like a real SPI bus, serves one
+thread.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hardware.security import SecurityPolicy
 from hardware.sim.books import book_tag, uid_for
 from kiosk.daemon import db
 from kiosk.daemon.simverbs import DOOR_ACTIONS, PRINTER_ACTIONS, PRINTER_VERBS, READER_ACTIONS
-from kiosk.daemon.workers import CardWorker
+from kiosk.daemon.workers import CardWorker, Worker
 
 
 class SimError(Exception):
@@ -38,12 +39,14 @@ def card_uid(number: str) -> bytes:
 
 
 class SimControl:
-    """The simulators of ``devices``; ``None`` where a device is real."""
+    """The simulators of ``devices``; ``None`` where a device is real. ``entrance`` is the
+    worker of the card reader outside the entrance, if the kiosk has one."""
 
     def __init__(self, devices: Devices, cards: CardWorker, writer: db.Writer,
-                 security: SecurityPolicy) -> None:
+                 security: SecurityPolicy, *, entrance: Worker | None = None) -> None:
         self.devices = devices
         self.cards = cards
+        self.entrance = entrance
         self.writer = writer
         self.security = security
         self.off_pad: dict[str, Any] = {}  # barcode -> the virtual tag, while it is lifted
@@ -54,6 +57,7 @@ class SimControl:
         sims, d = self.devices.sims, self.devices
         role, sim, device = {
             "card": ("card_reader", sims.card_chip, d.card_reader),
+            "entrance_card": ("entrance_reader", sims.entrance_chip, d.entrance_reader),
             "pad": ("tag_reader", sims.tag_pad, d.tag_reader),
             "reader": ("tag_reader", sims.tag_pad, d.tag_reader),
             "printer": ("printer", sims.printer, d.printer),
@@ -68,7 +72,8 @@ class SimControl:
     async def handle(self, args: dict[str, Any]) -> dict[str, Any]:
         """Carry out one ``sim`` request (``{"device": ..., "action": ..., ...}``)."""
         device = args.get("device")
-        handler = {"card": self._card, "place": self._place, "remove": self._remove,
+        handler = {"card": self._card, "entrance_card": self._card,
+                   "place": self._place, "remove": self._remove,
                    "door": self._door, "printer": self._printer, "reader": self._reader,
                    "show": self._show}.get(str(device))
         if handler is None:
@@ -79,17 +84,23 @@ class SimControl:
     # -- cards ---------------------------------------------------------------------------
 
     async def _card(self, args: dict[str, Any]) -> dict[str, Any]:
+        """A card on the kiosk's reader (``device`` ``card``) or on the one outside the
+        entrance (``entrance_card``)."""
         from hardware.sim.mfrc522 import VirtualCard
 
-        chip = self._sim("card")
+        entrance = args.get("device") == "entrance_card"
+        chip = self._sim("entrance_card" if entrance else "card")
+        reader = self.devices.entrance_reader if entrance else self.devices.card_reader
+        worker = self.entrance if entrance else self.cards
+        assert worker is not None and reader is not None
         if args.get("action") == "remove":
-            removed = await self.cards.call(_clear_field, chip)
+            removed = await worker.call(_clear_field, chip)
             return {"removed": removed}
         number, uid_hex = args.get("card_number"), args.get("uid")
         blocks = {}
         if number:
             try:
-                blocks[self.devices.card_reader.spec.card_block] = (  # type: ignore[attr-defined]
+                blocks[reader.spec.card_block] = (  # type: ignore[attr-defined]
                     iso14443a.encode_card_number(str(number)))
             except ValueError as exc:
                 raise SimError("bad_arguments", "daemon.control.bad_arguments",
@@ -108,7 +119,7 @@ class SimControl:
             _clear_field(chip)
             chip.place(card)
 
-        await self.cards.call(place)
+        await worker.call(place)
         return {"uid": uid.hex().upper(), "card_number": number}
 
     # -- books ---------------------------------------------------------------------------
@@ -223,6 +234,11 @@ class SimControl:
                               "last_png": str(jobs[-1].png) if jobs and jobs[-1].png else None}
         if sims.entrance is not None:
             out["door"] = {"open": sims.entrance.is_open("door")}
+        if sims.locker_doors is not None:
+            out["lockers"] = {slot: {"open": sims.locker_doors.is_open(slot)}
+                              for slot in sims.locker_doors.names}
+        if sims.entrance_chip is not None:
+            out["entrance_cards"] = [c.uid.hex().upper() for c in sims.entrance_chip.field]
         return out
 
 

@@ -2,9 +2,11 @@
 
 Every event is a frozen dataclass with a ``kind`` (its name in logs and on the control
 socket's ``watch`` stream). Device events come from the worker threads; the session machine
-(:mod:`kiosk.daemon.session`) consumes them together with :class:`Tick`, :class:`Finish` and
-:class:`SetMode`, and with the results of the steps it asked for (:mod:`kiosk.daemon.session`
-defines those). Times are monotonic seconds.
+(:mod:`kiosk.daemon.session`) consumes them together with :class:`Tick`, :class:`Finish`,
+:class:`SetMode` and :class:`Pickup`, and with the results of the steps it asked for
+(:mod:`kiosk.daemon.actions` defines those). :class:`EntryCardSeen` and :class:`DoorAlarm`
+do not concern the patron session: the daemon handles them itself. Times are monotonic
+seconds.
 """
 
 from __future__ import annotations
@@ -71,12 +73,32 @@ class TagsChanged:
 
 
 @dataclass(frozen=True)
+class EntryCardSeen:
+    """A card arrived on the reader outside the entrance (night entry); fields as
+    :class:`CardSeen`. Its removal is not posted: nothing depends on it."""
+
+    card: str
+    uid: str
+    kind = "entry_card_seen"
+
+
+@dataclass(frozen=True)
 class DoorChanged:
     """A door (the entrance, or a locker slot ``name``) opened or closed (debounced)."""
 
     name: str
     is_open: bool
     kind = "door"
+
+
+@dataclass(frozen=True)
+class DoorAlarm:
+    """A door (``door``, or a locker slot ``name``) has been open longer than allowed
+    (``left_open``), or it closed again after that (``left_open`` False)."""
+
+    name: str
+    left_open: bool
+    kind = "door_alarm"
 
 
 @dataclass(frozen=True)
@@ -129,5 +151,14 @@ class SetMode:
     kind = "set_mode"
 
 
-DeviceEvent = (CardSeen | CardRemoved | TagsChanged | DoorChanged | PrinterStatusChanged
-               | DeviceChanged | SyncStateChanged)
+@dataclass(frozen=True)
+class Pickup:
+    """The patron asked to collect the reserved book of hold ``hold_id`` from its locker
+    (the screen, ``kiosk sim pickup``)."""
+
+    hold_id: int
+    kind = "pickup"
+
+
+DeviceEvent = (CardSeen | CardRemoved | EntryCardSeen | TagsChanged | DoorChanged | DoorAlarm
+               | PrinterStatusChanged | DeviceChanged | SyncStateChanged)

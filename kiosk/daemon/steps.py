@@ -1,5 +1,6 @@
 """Carrying out the session machine's actions: the database through the one writer, the
-security flags on the tag reader's worker, receipts on the printer's worker.
+security flags on the tag reader's worker, lockers on the doors' worker, receipts on the
+printer's worker.
 
 :meth:`Steps.run` runs the actions in order, depth first: each step's result goes back into
 the machine at once and the actions it calls for run before the next one in the list, so a
@@ -19,7 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from drivers.errors import DriverError
-from hardware.roles import HardwareError
+from hardware.latch import DoorAlreadyOpen, LatchBusy
+from hardware.roles import DoorNotOpened, HardwareError
 from hardware.security import SecurityPolicy, set_flag
 from kiosk import receipts
 from kiosk.daemon import db
@@ -28,11 +30,16 @@ from kiosk.daemon.actions import (
     EndSession,
     FlagFailed,
     FlagSet,
+    HoldsFound,
     Lend,
     LoanCommitted,
     LoanRefused,
     LoanUndone,
     Notify,
+    OpenLocker,
+    PickedUp,
+    PickupFailed,
+    ReadyHold,
     ReceiptPlan,
     Result,
     Return,
@@ -45,10 +52,11 @@ from kiosk.daemon.actions import (
 )
 from kiosk.daemon.bus import EventBus
 from kiosk.daemon.session import SessionMachine
-from kiosk.daemon.workers import PrinterWorker, TagWorker
+from kiosk.daemon.workers import DoorWorker, PrinterWorker, TagWorker
 from kiosk.messages import Catalogue
 from sync.circulation import Identity
 from sync.errors import CacheError
+from sync.policy import Station
 
 log = logging.getLogger(__name__)
 
@@ -65,15 +73,18 @@ def _error_params(exc: Exception) -> tuple[str, dict[str, Any]]:
 
 class Steps:
     """The daemon's hands. ``online()`` says whether the hub is reachable (for the
-    receipt's "recorded offline" line)."""
+    receipt's "recorded offline" line); ``doors`` is the worker of the lockers (None: the
+    kiosk has none, and a pickup says so)."""
 
     def __init__(self, machine: SessionMachine, writer: db.Writer, tags: TagWorker,
                  printer: PrinterWorker | None, bus: EventBus, *, identity: Identity,
                  security: SecurityPolicy, receipt_language: Catalogue,
-                 online: Callable[[], bool] = lambda: False) -> None:
+                 online: Callable[[], bool] = lambda: False,
+                 doors: DoorWorker | None = None) -> None:
         self.machine = machine
         self.writer = writer
         self.tags = tags
+        self.doors = doors
         self.printer = printer
         self.bus = bus
         self.identity = identity
@@ -96,9 +107,10 @@ class Steps:
 
     async def _do(self, action: Action) -> Result | None:
         if isinstance(action, StartSession):
+            holds = await self._ready_holds(action.card) if action.card is not None else ()
             self.bus.publish("session_started", session=action.session, mode=str(action.mode),
-                             card=mask_card(action.card))
-            return None
+                             card=mask_card(action.card), holds=[h.as_dict() for h in holds])
+            return HoldsFound(action.session, holds) if action.card is not None else None
         if isinstance(action, Lend):
             return await self._lend(action)
         if isinstance(action, SetFlag):
@@ -107,11 +119,15 @@ class Steps:
             return await self._undo(action)
         if isinstance(action, Return):
             return await self._return(action)
+        if isinstance(action, OpenLocker):
+            return await self._open_locker(action)
         if isinstance(action, Notify):
+            pickup = {"hold_id": action.hold_id, "slot": action.slot}
             self.bus.publish(action.what, session=action.session, uid=action.uid,
                              barcode=action.barcode, txn_id=action.txn_id,
                              message_key=action.message_key, params=action.params,
-                             notes=list(action.notes))
+                             notes=list(action.notes),
+                             **({} if action.hold_id is None else pickup))
             return None
         if isinstance(action, EndSession):
             self._end(action)
@@ -184,6 +200,66 @@ class Steps:
         txn = next((e.txn_id for e in outcome.events if e.kind == "checkin"), None)
         return ReturnCommitted(action.uid, action.barcode, params["title"], txn, tuple(notes),
                                params)
+
+    # -- holds: ready at the start of a session, collected from a locker --------------------
+
+    async def _ready_holds(self, card: str) -> tuple[ReadyHold, ...]:
+        """The patron's holds ready for pickup at this branch (none if the cache cannot
+        say: the session goes on without them)."""
+        try:
+            ready = await self.writer.run(self.writer.ready_holds, card)
+        except CacheError:
+            log.exception("the ready holds of a card could not be read")
+            return ()
+        return tuple(
+            ReadyHold(h["hold_id"], h.get("title") or h.get("barcode") or "",
+                      h.get("barcode") or "", h.get("locker_slot"), h.get("pickup_expires_on"))
+            for h in ready if h.get("pickup_branch") == self.identity.branch)
+
+    async def _open_locker(self, action: OpenLocker) -> Result:
+        hold_id = action.hold_id
+        lockers = self.doors.lockers if self.doors is not None else None
+        if self.doors is None or lockers is None:
+            return PickupFailed(hold_id, "daemon.pickup.no_lockers")
+        try:
+            check = await self.writer.run(self.writer.check_pickup, action.card, hold_id,
+                                          Station.KIOSK)
+        except CacheError as exc:
+            return PickupFailed(hold_id, exc.message_key, dict(exc.params))
+        if not check.allowed:  # nothing is opened for a pickup the rules refuse
+            return PickupFailed(hold_id, check.decision.message_key, check.params())
+        slot = check.decision.locker_slot or action.slot
+        try:
+            opened = await self.doors.call(lockers.open, slot)
+        except LatchBusy:
+            return PickupFailed(hold_id, "daemon.pickup.busy", {"slot": slot})
+        except DoorAlreadyOpen:
+            return PickupFailed(hold_id, "daemon.pickup.already_open", {"slot": slot})
+        except DoorNotOpened:
+            return PickupFailed(hold_id, "daemon.pickup.not_opened", {"slot": slot})
+        except (HardwareError, DriverError, OSError, ValueError) as exc:
+            log.warning("locker %s for hold %s: %s", slot, hold_id, exc)
+            return PickupFailed(hold_id, "daemon.pickup.locker_error", {"slot": slot})
+        self.bus.publish("locker_opened", session=action.session, hold_id=hold_id, slot=slot,
+                         opened_after_s=round(opened.opened_after_s, 3))
+        # The sensor saw the door open: the book is the patron's now. Record it.
+        try:
+            outcome = await self.writer.run(self.writer.pickup, action.card, hold_id,
+                                            Station.KIOSK)
+        except CacheError:
+            log.exception("locker %s opened for hold %s, but the pickup was not recorded",
+                          slot, hold_id)
+            return PickupFailed(hold_id, "daemon.pickup.not_recorded", {"slot": slot},
+                                opened=True)
+        if not outcome.allowed:
+            log.error("locker %s opened for hold %s, but the pickup was refused: %s", slot,
+                      hold_id, outcome.decision.reason)
+            return PickupFailed(hold_id, "daemon.pickup.not_recorded", {"slot": slot},
+                                opened=True)
+        params = outcome.params()
+        txn = next(e.txn_id for e in outcome.events if e.kind == "pickup")
+        return PickedUp(hold_id, slot, params["barcode"], params["title"], params["due_date"],
+                        txn)
 
     # -- the end of a session: receipts, and a checkpoint while idle -------------------------
 

@@ -41,7 +41,9 @@ from kiosk.config.settings import Settings
 from kiosk.daemon.state import (
     CardRemoved,
     CardSeen,
+    DoorAlarm,
     DoorChanged,
+    EntryCardSeen,
     PadBook,
     PrinterStatusChanged,
     TagsChanged,
@@ -184,9 +186,8 @@ class CardWorker(Worker):
     has gone: a card left lying on the reader produces no further events."""
 
     def __init__(self, reader: CardReader, post: Post, *, poll_interval: float,
-                 stall_after: float) -> None:
-        super().__init__("card_reader", post, poll_interval=poll_interval,
-                         stall_after=stall_after)
+                 stall_after: float, name: str = "card_reader") -> None:
+        super().__init__(name, post, poll_interval=poll_interval, stall_after=stall_after)
         self.reader = reader
         self.present: str | None = None
         self._misses = 0
@@ -199,7 +200,7 @@ class CardWorker(Worker):
             if self.present is not None and self._misses >= MISSES_BEFORE_GONE:
                 gone, self.present = self.present, None
                 self._attempts.clear()
-                self.post(CardRemoved(gone))
+                self.removed(gone)
             return
         self._misses = 0
         uid = card.uid_hex
@@ -214,7 +215,29 @@ class CardWorker(Worker):
             number = None
         self.present = uid
         self._attempts.pop(uid, None)
-        self.post(CardSeen(number or uid, uid))
+        self.seen(number or uid, uid)
+
+    def seen(self, card: str, uid: str) -> None:
+        self.post(CardSeen(card, uid))
+
+    def removed(self, uid: str) -> None:
+        self.post(CardRemoved(uid))
+
+
+class EntranceCardWorker(CardWorker):
+    """Polls the card reader outside the entrance (night entry), by the same rules as the
+    kiosk's: posts :class:`EntryCardSeen` once per tap, nothing when the card leaves."""
+
+    def __init__(self, reader: CardReader, post: Post, *, poll_interval: float,
+                 stall_after: float) -> None:
+        super().__init__(reader, post, poll_interval=poll_interval, stall_after=stall_after,
+                         name="entrance_reader")
+
+    def seen(self, card: str, uid: str) -> None:
+        self.post(EntryCardSeen(card, uid))
+
+    def removed(self, uid: str) -> None:
+        pass
 
 
 class TagWorker(Worker):
@@ -288,14 +311,23 @@ class PrinterWorker(Worker):
 
 class DoorWorker(Worker):
     """Watches the entrance door's and the locker slots' sensors (posting
-    :class:`DoorChanged`) and opens them as jobs (a latch pulse waits for the door)."""
+    :class:`DoorChanged`) and opens them as jobs (a latch pulse waits for the door).
+
+    Posts :class:`DoorAlarm` when a door has been left open: the entrance door as its own
+    ``left_open`` says (``[door] left_open_after_s``), a locker slot once its sensor has
+    said "open" for ``locker_left_open_s`` without a break; and again when it closes.
+    :attr:`alarms` holds the doors in alarm now (read by ``kiosk status``)."""
 
     def __init__(self, post: Post, *, lockers: Locker | None, door: Door | None,
-                 poll_interval: float, stall_after: float) -> None:
+                 poll_interval: float, stall_after: float,
+                 locker_left_open_s: float = 60.0) -> None:
         super().__init__("doors", post, poll_interval=poll_interval, stall_after=stall_after)
         self.lockers = lockers
         self.door = door
+        self.locker_left_open_s = locker_left_open_s
         self.state: dict[str, bool] = {}
+        self.alarms: frozenset[str] = frozenset()
+        self._opened_at: dict[str, float] = {}
 
     def poll(self) -> None:
         seen: dict[str, bool] = {}
@@ -304,17 +336,32 @@ class DoorWorker(Worker):
         if self.lockers is not None:
             for slot in self.lockers.slots:
                 seen[slot] = self.lockers.is_open(slot)
+        now = time.monotonic()
         for name, is_open in seen.items():
             if self.state.get(name, False) != is_open:
                 self.post(DoorChanged(name, is_open))
+            if not is_open:
+                self._opened_at.pop(name, None)
+            else:
+                self._opened_at.setdefault(name, now)
         self.state = seen
+        alarms = {name for name, since in self._opened_at.items()
+                  if name != "door" and now - since >= self.locker_left_open_s}
+        if self.door is not None and self.door.left_open:
+            alarms.add("door")
+        for name in sorted(alarms - self.alarms):
+            self.post(DoorAlarm(name, True))
+        for name in sorted(self.alarms - alarms):
+            self.post(DoorAlarm(name, False))
+        self.alarms = frozenset(alarms)
 
 
 def make_workers(devices: Devices, settings: Settings, post: Post) -> dict[str, Worker]:
     """One worker per device of ``devices`` (not started), by name: ``card_reader``,
-    ``tag_reader``, ``printer`` and ``doors`` (lockers and entrance door together). The
-    printer's and the doors' workers may block for their own longest wait (a receipt, a
-    door's open timeout), so their stall limit is at least that plus 5 s."""
+    ``tag_reader``, ``printer``, ``doors`` (lockers and entrance door together) and
+    ``entrance_reader``. The printer's and the doors' workers may block for their own
+    longest wait (a receipt, a door's open timeout), so their stall limit is at least that
+    plus 5 s."""
     d, hw = settings.daemon, settings.hardware
     stall = float(d.worker_stall_s)
     workers: dict[str, Worker] = {
@@ -329,9 +376,14 @@ def make_workers(devices: Devices, settings: Settings, post: Post) -> dict[str, 
             stall_after=max(stall, hw.printer.print_timeout_ms / 1000 + 5))
     if devices.lockers is not None or devices.door is not None:
         longest = max([s.open_timeout_ms / 1000 for s in (hw.lockers, hw.door) if s] or [0])
-        workers["doors"] = DoorWorker(post, lockers=devices.lockers, door=devices.door,
-                                      poll_interval=DOOR_POLL_S,
-                                      stall_after=max(stall, longest + 5))
+        workers["doors"] = DoorWorker(
+            post, lockers=devices.lockers, door=devices.door, poll_interval=DOOR_POLL_S,
+            stall_after=max(stall, longest + 5),
+            locker_left_open_s=hw.lockers.left_open_after_s if hw.lockers else 60.0)
+    if devices.entrance_reader is not None:
+        workers["entrance_reader"] = EntranceCardWorker(
+            devices.entrance_reader, post, poll_interval=d.card_poll_ms / 1000,
+            stall_after=stall)
     return workers
 
 
