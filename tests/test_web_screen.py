@@ -4,11 +4,14 @@ the page is told to draw for each sequence of daemon events."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 
 import pytest
 
+from kiosk.messages import Catalogue
 from kiosk.web.account import mask_name, record_rating
 from kiosk.web.screen import Screen
+from kiosk.web.server import ESPEAK_VOICES
 
 
 def started(screen: Screen, session: int = 1, card: str | None = "4311****0001") -> None:
@@ -146,3 +149,15 @@ def test_a_rating_outside_1_to_5_is_refused() -> None:
     with pytest.raises(ValueError, match="1 to 5"):
         record_rating(conn, "2026-11-25", "B", 6)
     assert conn.execute("SELECT metric, value FROM daily_stats").fetchall() == [("rating.5", 1)]
+
+
+@pytest.mark.parametrize("lang", sorted(ESPEAK_VOICES))
+def test_each_language_has_an_espeak_voice_that_speaks(tmp_path, lang: str) -> None:
+    """The voice names the server gives espeak-ng exist: a prompt becomes real audio."""
+    wav = tmp_path / "prompt.wav"
+    prompt = Catalogue(lang).text("ui.idle.tap_card")
+    done = subprocess.run(["espeak-ng", "-v", ESPEAK_VOICES[lang], "-w", str(wav), "--", prompt],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "does not exist" not in done.stderr.lower()
+    assert wav.stat().st_size > 8000  # about half a second of speech, not a bare header

@@ -108,6 +108,9 @@ def _try_this(app: App, daemon: Any, settings: Settings) -> None:
             item2=cases["available_item_2"], reference=cases["reference_item"],
             on_loan=cases["on_loan_item"], rows=report.get("snapshot_rows", 0),
             receipts=settings.daemon.runtime_path / "receipts")
+    if daemon.devices is not None and daemon.devices.lockers is not None:
+        app.say("demo.daemon.try_doors", kiosk=kiosk, hold_card=cases["ready_hold_patron"],
+                hold=cases["ready_hold"], card=cases["ok_patron"])
     web = getattr(daemon, "web", None)
     if web is not None and web.url:
         app.say("demo.daemon.screen", url=web.url)

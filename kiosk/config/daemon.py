@@ -11,7 +11,7 @@ from typing import Any
 
 from kiosk.config.schema import Key, PerProfile, Section
 from kiosk.config.settings import DaemonSettings, default_runtime_dir
-from kiosk.config.types import Bool, Int, OptionalPath, PathType
+from kiosk.config.types import Bool, Choice, Int, OptionalPath, PathType
 
 _daemon = DaemonSettings()
 
@@ -35,6 +35,9 @@ SECTION = Section("daemon", (
     Key("printer_poll_ms", Int(200, 60_000), _daemon.printer_poll_ms),
     Key("watchdog", Bool(), _daemon.watchdog),
     Key("worker_stall_s", Int(2, 600), _daemon.worker_stall_s),
+    Key("pin", Choice(("off", "if_set", "always")), _daemon.pin),
+    Key("pin_attempts", Int(1, 10), _daemon.pin_attempts),
+    Key("pin_lockout_min", Int(1, 1440), _daemon.pin_lockout_min),
 ), check=_check)
 
 

@@ -91,7 +91,8 @@ class DaemonSettings:
     left on the reader does not count as something happening); ``session_warning_s``: when
     the patron is warned. Poll intervals are how often each worker asks its device.
     ``worker_stall_s``: a device worker that has not come round its loop for this long is
-    taken as hung, and the systemd watchdog is no longer fed.
+    taken as hung, and the systemd watchdog is no longer fed. ``pin``: whether a card's
+    holder types a PIN before lending (see :mod:`kiosk.daemon.pin`).
     """
 
     control_socket: Path = field(
@@ -104,6 +105,9 @@ class DaemonSettings:
     printer_poll_ms: int = 2000
     watchdog: bool = True
     worker_stall_s: int = 30
+    pin: str = "off"
+    pin_attempts: int = 3
+    pin_lockout_min: int = 15
 
     @property
     def runtime_path(self) -> Path:

@@ -136,8 +136,23 @@ class PickupFailed:
     opened: bool = False
 
 
+@dataclass(frozen=True)
+class PinChecked:
+    """The answer to :class:`AskPin` or :class:`VerifyPin` for ``session``: ``ok`` (the
+    card may lend; ``needed`` False when no PIN was asked at all), or why not
+    (``message_key``, ``params``); ``locked``: no more tries, the session ends."""
+
+    session: int
+    ok: bool
+    needed: bool = True
+    message_key: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    locked: bool = False
+
+
 Result = (LoanCommitted | LoanRefused | StepFailed | FlagSet | FlagFailed | LoanUndone
-          | ReturnCommitted | ReturnRefused | HoldsFound | PickedUp | PickupFailed)
+          | ReturnCommitted | ReturnRefused | HoldsFound | PickedUp | PickupFailed
+          | PinChecked)
 
 # -- actions ---------------------------------------------------------------------------------
 
@@ -241,4 +256,23 @@ class EndSession:
     receipts: tuple[ReceiptPlan, ...] = ()
 
 
-Action = StartSession | Lend | Return | SetFlag | UndoLoan | OpenLocker | Notify | EndSession
+@dataclass(frozen=True)
+class AskPin:
+    """Does the holder of ``card`` have to give a PIN before lending? (answered with
+    :class:`PinChecked`)"""
+
+    session: int
+    card: str
+
+
+@dataclass(frozen=True)
+class VerifyPin:
+    """Check the PIN the patron typed (answered with :class:`PinChecked`)."""
+
+    session: int
+    card: str
+    pin: str = field(repr=False)
+
+
+Action = (StartSession | Lend | Return | SetFlag | UndoLoan | OpenLocker | Notify | EndSession
+          | AskPin | VerifyPin)

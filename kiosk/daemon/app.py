@@ -37,6 +37,7 @@ from kiosk.daemon import db, health
 from kiosk.daemon.bus import EventBus
 from kiosk.daemon.control import AlreadyRunning, ControlServer, answers
 from kiosk.daemon.notify import Notifier
+from kiosk.daemon.pin import PinStep, PinTries
 from kiosk.daemon.session import SessionMachine
 from kiosk.daemon.simctl import SimControl
 from kiosk.daemon.state import (
@@ -94,7 +95,8 @@ class Daemon:
         self.started_mono = time.monotonic()
         self.started_at = datetime.now(UTC).isoformat(timespec="seconds")
         d = settings.daemon
-        self.machine = SessionMachine(d.session_timeout_s, d.session_warning_s)
+        self.machine = SessionMachine(d.session_timeout_s, d.session_warning_s,
+                                      ask_pin=d.pin != "off")
         self.catalogue = Catalogue(settings.device.language)
         self.devices: Devices | None = None
         self.writer: db.Writer | None = None
@@ -185,6 +187,7 @@ class Daemon:
 
     def _start_workers(self, post: Any) -> None:
         assert self.devices is not None and self.writer is not None
+        d = self.settings.daemon
         self.workers = make_workers(self.devices, self.settings, post)
         tags, printer = self.workers["tag_reader"], self.workers.get("printer")
         doors = self.workers.get("doors")
@@ -193,7 +196,9 @@ class Daemon:
                            printer if isinstance(printer, PrinterWorker) else None, self.bus,
                            identity=self.identity, security=self.settings.hardware.security,
                            receipt_language=self.catalogue, online=self.hub_online,
-                           doors=doors if isinstance(doors, DoorWorker) else None)
+                           doors=doors if isinstance(doors, DoorWorker) else None,
+                           pin=PinStep(self.writer, d.pin,
+                                       PinTries(d.pin_attempts, d.pin_lockout_min * 60.0)))
         if "entrance_reader" in self.workers:
             from kiosk.daemon.entrance import Entrance
 

@@ -358,6 +358,12 @@ def receipt_names(conn: sqlite3.Connection, branch: str) -> tuple[str, str]:
     return (central[0] if central else ""), (here[0] if here else branch)
 
 
+def pin_hash(conn: sqlite3.Connection, card: str) -> str | None:
+    """The stored PIN hash of ``card``'s holder (None: no PIN, or no such card)."""
+    row = conn.execute("SELECT pin_hash FROM patrons WHERE card_number = ?", (card,)).fetchone()
+    return row[0] if row and row[0] else None
+
+
 def patron_name(conn: sqlite3.Connection, card: str) -> str | None:
     row = conn.execute("SELECT name FROM patrons WHERE card_number = ?", (card,)).fetchone()
     return row[0] if row else None

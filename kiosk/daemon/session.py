@@ -23,6 +23,10 @@ and are tested without hardware:
   step (:class:`OpenLocker`) asks the rules, opens the slot and commits the pickup only
   once the slot's sensor saw the door open. A locker that did not open leaves the hold
   ready, and the patron may try again. Picked-up books are on the loan receipt.
+- With ``ask_pin``, a card's session asks whether its holder must give a PIN
+  (:class:`AskPin`) and lends nothing, picks up nothing, until :class:`PinChecked` says
+  ok; books placed meanwhile wait on the pad and are lent once the PIN was right. Returns
+  never need a PIN. Too many wrong PINs end the session (the step keeps the count).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 from kiosk.daemon.actions import (
     Action,
+    AskPin,
     EndSession,
     FlagFailed,
     FlagSet,
@@ -44,6 +49,7 @@ from kiosk.daemon.actions import (
     OpenLocker,
     PickedUp,
     PickupFailed,
+    PinChecked,
     ReadyHold,
     ReceiptLine,
     ReceiptPlan,
@@ -54,6 +60,7 @@ from kiosk.daemon.actions import (
     StartSession,
     StepFailed,
     UndoLoan,
+    VerifyPin,
 )
 from kiosk.daemon.state import (
     CardRemoved,
@@ -62,6 +69,7 @@ from kiosk.daemon.state import (
     Mode,
     PadBook,
     Pickup,
+    PinEntered,
     SetMode,
     TagsChanged,
     Tick,
@@ -105,6 +113,7 @@ class Session:
     warned: bool = False
     books: dict[str, _Book] = field(default_factory=dict)
     holds: dict[int, _Hold] = field(default_factory=dict)
+    pin: str = "ok"  # "checking" (asked whether one is needed), "needed", or "ok"
 
     def summary(self) -> dict[str, Any]:
         states: dict[str, int] = {}
@@ -119,9 +128,11 @@ class SessionMachine:
     """Feed events with :meth:`feed`; carry out the returned actions in order and feed each
     step's result back. ``timeout_s`` ends an idle session, ``warning_s`` warns before."""
 
-    def __init__(self, timeout_s: float = 60.0, warning_s: float = 45.0) -> None:
+    def __init__(self, timeout_s: float = 60.0, warning_s: float = 45.0, *,
+                 ask_pin: bool = False) -> None:
         if not 0 < warning_s < timeout_s:
             raise ValueError("the warning must come before the timeout")
+        self.ask_pin = ask_pin
         self.timeout_s = timeout_s
         self.warning_s = warning_s
         self.session: Session | None = None
@@ -153,6 +164,10 @@ class SessionMachine:
         if session is not None:
             actions += self._end("new_card")
         actions += self._start(event.card, Mode.LEND, now)
+        if self.ask_pin:
+            assert self.session is not None
+            self.session.pin = "checking"
+            actions.append(AskPin(self.session.id, event.card))
         return actions + self._handle_new(now)
 
     def _card_removed(self, event: CardRemoved, now: float) -> list[Action]:
@@ -219,6 +234,8 @@ class SessionMachine:
         held = session.holds.get(hold_id) if session.card is not None else None
         if session.card is None:
             return refuse("daemon.pickup.no_card")
+        if session.pin != "ok":
+            return refuse("daemon.pin.needed")
         if held is None:  # another patron's hold, one not ready, or no such hold
             return refuse("daemon.pickup.unknown_hold")
         hold = held.hold
@@ -231,7 +248,29 @@ class SessionMachine:
         held.state = "opening"
         return [OpenLocker(session.id, session.card, hold_id, hold.slot)]
 
+    def _pin_entered(self, event: PinEntered, now: float) -> list[Action]:
+        session = self.session
+        if session is None or session.card is None or session.pin != "needed":
+            return []
+        session.last_activity, session.warned = now, False
+        return [VerifyPin(session.id, session.card, event.pin)]
+
     # -- step results ------------------------------------------------------------------------
+
+    def _pin_checked(self, result: PinChecked, now: float) -> list[Action]:
+        session = self.session
+        if session is None or session.id != result.session or session.pin == "ok":
+            return []
+        if result.ok:
+            session.pin = "ok"
+            told = [Notify(session.id, "pin_ok", "daemon.pin.ok")] if result.needed else []
+            return told + self._handle_new(now)
+        note = Notify(session.id, "pin_locked" if result.locked else "pin_needed",
+                      result.message_key, dict(result.params))
+        if result.locked:
+            return [note, *self._end("pin_locked")]
+        session.pin = "needed"
+        return [note]
 
     def _holds_found(self, result: HoldsFound, now: float) -> list[Action]:
         session = self.session
@@ -382,6 +421,8 @@ class SessionMachine:
         session = self.session
         assert session is not None
         actions: list[Action] = []
+        if session.mode is Mode.LEND and session.pin != "ok":
+            return []  # the books wait on the pad for the PIN
         for uid, pad_book in self.on_pad.items():
             if uid in self.handled:
                 continue
@@ -442,6 +483,8 @@ _HANDLERS: dict[type, Any] = {
     Finish: SessionMachine._finish,
     SetMode: SessionMachine._set_mode,
     Pickup: SessionMachine._pickup,
+    PinEntered: SessionMachine._pin_entered,
+    PinChecked: SessionMachine._pin_checked,
     HoldsFound: SessionMachine._holds_found,
     PickedUp: SessionMachine._picked_up,
     PickupFailed: SessionMachine._pickup_failed,

@@ -11,7 +11,7 @@ seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -158,6 +158,14 @@ class Pickup:
 
     hold_id: int
     kind = "pickup"
+
+
+@dataclass(frozen=True)
+class PinEntered:
+    """The patron typed a PIN on the screen. Never shown in logs."""
+
+    pin: str = field(repr=False)
+    kind = "pin_entered"
 
 
 DeviceEvent = (CardSeen | CardRemoved | EntryCardSeen | TagsChanged | DoorChanged | DoorAlarm

@@ -27,6 +27,7 @@ from kiosk import receipts
 from kiosk.daemon import db
 from kiosk.daemon.actions import (
     Action,
+    AskPin,
     EndSession,
     FlagFailed,
     FlagSet,
@@ -49,8 +50,10 @@ from kiosk.daemon.actions import (
     StartSession,
     StepFailed,
     UndoLoan,
+    VerifyPin,
 )
 from kiosk.daemon.bus import EventBus
+from kiosk.daemon.pin import PinStep, PinTries
 from kiosk.daemon.session import SessionMachine
 from kiosk.daemon.workers import DoorWorker, PrinterWorker, TagWorker
 from kiosk.messages import Catalogue
@@ -80,8 +83,9 @@ class Steps:
                  printer: PrinterWorker | None, bus: EventBus, *, identity: Identity,
                  security: SecurityPolicy, receipt_language: Catalogue,
                  online: Callable[[], bool] = lambda: False,
-                 doors: DoorWorker | None = None) -> None:
+                 doors: DoorWorker | None = None, pin: PinStep | None = None) -> None:
         self.machine = machine
+        self.pin = pin or PinStep(writer, "off", PinTries())
         self.writer = writer
         self.tags = tags
         self.doors = doors
@@ -121,6 +125,10 @@ class Steps:
             return await self._return(action)
         if isinstance(action, OpenLocker):
             return await self._open_locker(action)
+        if isinstance(action, AskPin):
+            return await self.pin.ask(action)
+        if isinstance(action, VerifyPin):
+            return await self.pin.verify(action)
         if isinstance(action, Notify):
             pickup = {"hold_id": action.hold_id, "slot": action.slot}
             self.bus.publish(action.what, session=action.session, uid=action.uid,

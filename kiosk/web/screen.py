@@ -152,7 +152,8 @@ class Screen:
     def _on_session_started(self, event: dict[str, Any]) -> None:
         self.session = {"id": event.get("session"), "mode": event.get("mode", "lend"),
                         "card": event.get("card"), "account": None,
-                        "holds": list(event.get("holds") or [])}
+                        "holds": list(event.get("holds") or []), "pin": None,
+                        "pin_locked": None}
         self.lines, self.warning, self.done, self._done_at = {}, None, None, None
 
     def _on_loan_committed(self, event: dict[str, Any]) -> bool:
@@ -197,7 +198,7 @@ class Screen:
                      "card": self.session["card"], "mode": self.session["mode"],
                      "lines": [line.as_dict() for line in self.lines.values()],
                      "receipt": "printing" if receipts else "none", "receipt_problem": None,
-                     "rated": False,
+                     "rated": False, "message": self.session.get("pin_locked"),
                      # Nobody is there to rate a session that timed out or was cut short.
                      "ask_rating": event.get("reason") == "finished"}
         self._done_at = event.get("mono")
@@ -217,6 +218,26 @@ class Screen:
         self.done["receipt"] = "failed"
         self.done["receipt_problem"] = {"message_key": event.get("message_key"),
                                         "params": dict(event.get("params") or {})}
+        return True
+
+    def _on_pin_needed(self, event: dict[str, Any]) -> bool:
+        if self.session is None or event.get("session") != self.session["id"]:
+            return False
+        self.session["pin"] = {"message_key": event.get("message_key"),
+                               "params": dict(event.get("params") or {})}
+        return True
+
+    def _on_pin_ok(self, event: dict[str, Any]) -> bool:
+        if self.session is None or event.get("session") != self.session["id"]:
+            return False
+        self.session["pin"] = None
+        return True
+
+    def _on_pin_locked(self, event: dict[str, Any]) -> bool:
+        if self.session is None or event.get("session") != self.session["id"]:
+            return False
+        self.session["pin_locked"] = {"message_key": event.get("message_key"),
+                                      "params": dict(event.get("params") or {})}
         return True
 
     def _on_locker_opened(self, event: dict[str, Any]) -> bool:

@@ -14,6 +14,7 @@ build step); everything it draws comes from the server:
 ``POST /api/renew``       ``{"barcode"}``: renew a loan of the card holder in session
 ``POST /api/pickup``      ``{"hold"}``: open the locker of a ready hold of the card holder
 ``POST /api/rating``      ``{"session", "score"}``: the 1-5 rating after a session
+``POST /api/pin``         ``{"pin"}``: the card's PIN, when the daemon asks for one
 ``POST /api/speak``       ``{"text", "lang"}``: say it aloud (espeak-ng), when speech is on
 
 It listens on loopback by default and answers only requests whose Host is this machine
@@ -46,6 +47,7 @@ from kiosk.messages import DEFAULT_LANGUAGE, available, texts
 from kiosk.web import account
 from kiosk.web.screen import Screen
 from sync.errors import CacheError
+from sync.pins import valid_pin
 from sync.policy import Station
 
 if TYPE_CHECKING:
@@ -190,6 +192,7 @@ class WebUI:
             Route("/api/renew", self._renew, methods=["POST"]),
             Route("/api/pickup", self._pickup, methods=["POST"]),
             Route("/api/rating", self._rating, methods=["POST"]),
+            Route("/api/pin", self._pin, methods=["POST"]),
             Route("/api/speak", self._speak, methods=["POST"]),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
@@ -324,6 +327,21 @@ class WebUI:
             return _problem(501, "no_lockers", "this daemon cannot open lockers")
         self.daemon.put(pickup(hold))
         return JSONResponse({"done": "pickup", "hold": hold})
+
+    async def _pin(self, request: Request) -> Response:
+        from kiosk.daemon.state import PinEntered
+
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        pin = body.get("pin")
+        session = self.daemon.machine.session
+        if session is None or session.card is None or session.pin != "needed":
+            return _problem(409, "no_pin_asked", "no PIN is asked now")
+        if not isinstance(pin, str) or not valid_pin(pin):
+            return _problem(400, "bad_pin", "a PIN is 4 to 6 digits")
+        self.daemon.put(PinEntered(pin))
+        return JSONResponse({"done": "pin"})
 
     async def _rating(self, request: Request) -> Response:
         body = await _json(request)

@@ -8,7 +8,7 @@ const state = {
   lang: null, dir: "ltr", texts: {}, languages: [], defaultLang: "zh-CN",
   view: null, panel: "pad", renewals: {}, pressed: null,
   prefs: { large: false, contrast: false, speech: false },
-  lastScreen: null, spokenLines: {}, warnedAt: null, countdown: null,
+  lastScreen: null, spokenLines: {}, warnedAt: null, countdown: null, pinDigits: "",
 };
 
 // -- texts -------------------------------------------------------------------------------
@@ -166,9 +166,35 @@ function idleScreen(view) {
   ];
 }
 
+function pinScreen(view, who) {
+  // The PIN pad: the digits stay in this page until "OK" and are shown as dots only.
+  const s = view.session;
+  const digits = state.pinDigits;
+  const press = (d) => { if (state.pinDigits.length < 6) { state.pinDigits += d; draw(); } };
+  const keys = ["1", "2", "3", "4", "5", "6", "7", "8", "9"].map((d) => button(d, () => press(d), { class: "key", "data-key": d }));
+  keys.push(button(t("ui.pin.erase"), () => { state.pinDigits = state.pinDigits.slice(0, -1); draw(); }, { class: "key", id: "pin-erase" }));
+  keys.push(button("0", () => press("0"), { class: "key", "data-key": "0" }));
+  keys.push(button(t("ui.pin.ok"), async () => {
+    const pin = state.pinDigits; state.pinDigits = ""; draw();
+    await post("/api/pin", { pin });
+  }, { class: "key primary", id: "pin-ok", disabled: digits.length < 4 }));
+  return [
+    el("h1", { id: "heading", text: who }),
+    el("p", { class: "instruction", id: "pin-message", role: "status" }, icon("card"), el("span", { text: t(s.pin.message_key, s.pin.params) })),
+    el("p", { class: "pin-dots", id: "pin-dots", role: "status" },
+      el("span", { class: "dots", "aria-hidden": "true" }, "●".repeat(digits.length) || "\u00a0"),
+      el("span", { class: "sr-only", text: t("ui.pin.typed", { count: digits.length }) })),
+    el("div", { class: "keypad", role: "group", "aria-label": t("ui.pin.keypad") }, keys),
+    el("p", { class: "hint", text: t("ui.pin.books_wait") }),
+    button(t("ui.mode.return"), () => post("/api/press", { action: "return" }), { class: "tab", id: "mode-return" }),
+    button(t("ui.session.finish"), () => post("/api/press", { action: "finish" }), { class: "finish primary", id: "finish" }),
+  ];
+}
+
 function sessionScreen(view) {
   const s = view.session; const acct = s.account || {};
   const who = s.card ? t("ui.session.hello", { name: acct.name || s.card }) : t("ui.session.returning");
+  if (s.pin && s.mode === "lend") return pinScreen(view, who);
   const tabs = [];
   if (s.card) {
     tabs.push(button(t("ui.mode.lend"), () => { state.panel = "pad"; post("/api/press", { action: "lend" }); },
@@ -244,6 +270,7 @@ async function pickup(hold) {
 function doneScreen(view) {
   const d = view.done; const items = [];
   items.push(el("h1", { id: "heading", text: t(d.reason === "timeout" ? "ui.done.timeout" : "ui.done.heading") }));
+  if (d.message) items.push(el("p", { class: "alert", id: "done-message" }, icon("warn"), el("span", { text: t(d.message.message_key, d.message.params) })));
   const receipt = { printing: "ui.receipt.printing", printed: "ui.receipt.printed",
     failed: d.mode === "return" ? "ui.receipt.failed_return" : "ui.receipt.failed", none: null }[d.receipt];
   if (receipt) items.push(el("p", { class: `receipt receipt-${d.receipt}`, id: "receipt" }, icon("printer"), el("span", { text: t(receipt) })));
@@ -356,7 +383,7 @@ function connect() {
       setTimeout(draw, 8100);
     }
     if (state.view.screen === "session" && previous && previous.session && previous.session.id !== state.view.session.id) {
-      state.panel = "pad"; state.renewals = {};
+      state.panel = "pad"; state.renewals = {}; state.pinDigits = "";
     }
     draw();
     announce(previous, state.view);
