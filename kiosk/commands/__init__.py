@@ -10,10 +10,11 @@ from kiosk.commands import (
     run,
     selftest,
     sim,
+    stats,
     status,
     sync_cmd,
     tag,
 )
 
-COMMAND_MODULES = (run, status, db, circ, queue, sync_cmd, config_cmd, demo, tag, selftest, sim,
-                   hub_cmd)
+COMMAND_MODULES = (run, status, db, circ, queue, stats, sync_cmd, config_cmd, demo, tag, selftest,
+                   sim, hub_cmd)

@@ -9,6 +9,7 @@
 ``circ``       ``{"verb": "checkout"|"checkin"|"renew"|"pickup", "card", "items", "hold",
                "desk"}``: staff circulation on the daemon's writer (database only: no tag
                is written, as with ``kiosk circ`` without a daemon)
+``stats``      ``{"since": "YYYY-MM-DD"}``: what ``kiosk stats --json`` shows
 ``pending``    the flag journal
 ``session``    ``{"action": "finish"|"lend"|"return"|"pickup", "hold"}``: the screen's
                buttons; ``pickup`` collects hold ``hold`` of the card holder from its locker
@@ -28,6 +29,7 @@ from kiosk.daemon.selftests import DEVICES, WORKER_OF, check_device
 from kiosk.daemon.simctl import SimError
 from kiosk.daemon.state import Finish, Mode, Pickup, SetMode
 from kiosk.daemon.steps import mask_card
+from sync import stats as daily_stats
 from sync.client import HubNotConfigured
 from sync.errors import CacheError
 from sync.policy import Station
@@ -107,6 +109,10 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
     async def circ(args: dict[str, Any]) -> Any:
         return await _circulate(daemon, args)
 
+    async def stats(args: dict[str, Any]) -> dict[str, Any]:
+        writer = _writer(daemon)
+        return await _db(writer.run(writer.read, daily_stats.report, _text(args, "since")))
+
     async def pending(args: dict[str, Any]) -> list[dict[str, Any]]:
         writer = _writer(daemon)
         return await _db(writer.run(writer.read, db.pending_flags))
@@ -140,7 +146,8 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
             raise ControlError(exc.code, exc.message_key, **exc.params) from None
 
     return {"hello": hello, "status": status, "selftest": selftest, "sync": sync,
-            "queue": queue, "circ": circ, "pending": pending, "session": session, "sim": sim}
+            "queue": queue, "stats": stats, "circ": circ, "pending": pending,
+            "session": session, "sim": sim}
 
 
 def _door_alarms(daemon: Daemon) -> list[str]:
