@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     p.add_argument("devices", nargs="*", metavar="DEVICE", type=device,
                    help=t("cli.opt.selftest_devices", devices=", ".join(DEVICES)))
     p.add_argument("--json", action="store_true", help=t("cli.opt.json"))
+    p.add_argument("--watch", action="store_true", help=t("cli.opt.selftest_watch"))
+    p.add_argument("--interval", type=float, default=0.5, metavar="S",
+                   help=t("cli.opt.selftest_interval"))
+    p.add_argument("--rounds", type=int, default=0, metavar="N",
+                   help=t("cli.opt.selftest_rounds"))
     p.set_defaults(handler=_selftest)
 
 
@@ -54,8 +60,65 @@ def run(app: App, wanted: list[str]) -> list[dict[str, Any]]:
         return [r.as_dict() for r in reports if r is not None]
 
 
+# Devices the watch may ask again and again without side effects: the latches are left
+# alone (each check would pop a door open).
+QUIET = ("tag_reader", "card_reader", "printer", "entrance_reader")
+
+
+def watch_states(app: App, wanted: list[str]) -> dict[str, tuple[bool, str]]:
+    """One look at each wanted device: online or not, and why not. From the daemon's
+    status when it runs (it watches every device anyway), else a quiet self-test."""
+    client = daemon_for(app, db=False)
+    if client is not None:
+        with client:
+            devices = client.request("status")["devices"]
+        return {name: (bool(d["online"]), d.get("detail") or d.get("where") or "")
+                for name, d in devices.items() if name in wanted}
+    quiet = [name for name in wanted if name in QUIET]
+    states = {}
+    for report in run(app, quiet):
+        failed = [c for c in report["checks"] if not c["ok"]]
+        detail = report["where"]
+        if failed:
+            first = failed[0]
+            detail = (app.t(first["hint"], **first["hint_params"]) if first["hint"]
+                      else first["detail"])
+        states[report["device"]] = (bool(report["ok"]), detail)
+    return states
+
+
+def _watch(app: App, wanted: list[str]) -> int:
+    """Print each device's state, then a line whenever one changes, until Ctrl-C (or
+    ``--rounds``): for wiggling cables. Exit code 0 when all were fine at the end."""
+    seen: dict[str, tuple[bool, str]] = {}
+    rounds = 0
+    try:
+        while True:
+            states = watch_states(app, wanted)
+            for name, (ok, detail) in states.items():
+                if seen.get(name) != (ok, detail):
+                    stamp = time.strftime("%H:%M:%S")
+                    device = app.t(f"selftest.device.{name}")
+                    if app.json:
+                        app.emit_json({"at": stamp, "device": name, "ok": ok,
+                                       "detail": detail})
+                    else:
+                        app.line(f"{stamp} {'✔' if ok else '✘'} {device}  {detail}")
+                    app.out.flush()
+            seen = states
+            rounds += 1
+            if app.args.rounds and rounds >= app.args.rounds:
+                break
+            time.sleep(max(0.1, app.args.interval))
+    except KeyboardInterrupt:
+        pass
+    return exitcodes.OK if seen and all(ok for ok, _ in seen.values()) else exitcodes.REFUSED
+
+
 def _selftest(app: App) -> int:
     wanted = list(dict.fromkeys(app.args.devices)) or list(DEVICES)
+    if app.args.watch:
+        return _watch(app, wanted)
     reports = run(app, wanted)
     ok = bool(reports) and all(r["ok"] for r in reports)
     if app.json:
