@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 CHILD = HERE / "load_child.py"
 
 # Tables in load order (parents before children), as sync.sample loads them.
-TABLES = ("branches", "branch_closed_days", "loan_rules", "card_ranges", "patrons",
+TABLES = ("branches", "branch_closed_days", "loan_rules", "staff", "card_ranges", "patrons",
           "patron_blocks", "items", "loans", "holds")
 # Tables with UNIQUE columns that the sample leaves NULL.
 STAGED = ("loans", "holds")

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sync import audit, outbox, rules, staff, stats
 from sync import cache_views as views
-from sync import outbox, rules, stats
 from sync.clock import Clock, Reading, read
 from sync.db import Cache
 from sync.outbox import Event
@@ -174,11 +174,26 @@ class Circulation:
 
     # -- checkout ------------------------------------------------------------------------
 
-    def checkout(self, card: str, barcode: str, station: Station | None = None) -> Outcome:
-        """Lend the item with ``barcode`` to the holder of ``card``."""
+    def checkout(self, card: str, barcode: str, station: Station | None = None,
+                 override: staff.Override | None = None) -> Outcome:
+        """Lend the item with ``barcode`` to the holder of ``card``.
+
+        With ``override`` (at :attr:`Station.DESK` only, by a signed-in staff member, with
+        a reason) the refusals it names among :data:`sync.staff.OVERRIDABLE` are let
+        through; a loan that needed it carries ``override``, ``override_reason``,
+        ``override_staff`` (staff card) and ``override_waived`` in its event, the loan row
+        the flag ``override``, and a ``checkout_override`` audit row commits with it (an
+        override that could not help, ``checkout_override_refused``). Raises
+        :class:`sync.staff.OverrideNotAllowed` before anything is done when the override
+        may not be used here.
+        """
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
+            session = None
+            if override is not None:
+                session = staff.check_override(conn, override, ctx.station,
+                                               reading.monotonic_ns)
             found = views.patron_by_card(conn, card)
             patron = found[0] if found else None
             item = views.item_by_barcode(conn, barcode)
@@ -191,14 +206,18 @@ class Circulation:
             decision = rules.checkout(
                 patron, item, loan, holds, rule,
                 views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
+                waive=override.waive if override is not None else frozenset(),
             )
             self._count(conn, ctx, decision)
             events: list[Event] = []
             if decision.allowed:
                 assert patron is not None
                 events = self._apply_checkout(conn, ctx, reading, patron, item, barcode, loan,
-                                              decision)
+                                              decision, override)
                 found = views.patron_by_card(conn, card)
+            if session is not None and override is not None:
+                self._audit_override(conn, reading, session, override, card, barcode,
+                                     decision, events)
             item_id = item.id if item else self._item_id(conn, barcode)
             item_info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
         return Outcome(decision, tuple(events), self._patron_dict(found), item_info)
@@ -211,8 +230,10 @@ class Circulation:
         self, conn: sqlite3.Connection, ctx: rules.Context, reading: Reading,
         patron: rules.PatronView, item: rules.ItemView | None, barcode: str,
         previous: rules.LoanView | None, decision: Decision,
+        override: staff.Override | None = None,
     ) -> list[Event]:
         when = reading.wall_iso(self.identity.timezone)
+        overridden = override is not None and bool(decision.waived)
         events = []
         if Flag.RETURN_THEN_LEND in decision.flags and previous is not None:
             txn = outbox.new_txn_id()
@@ -241,7 +262,8 @@ class Circulation:
             "INSERT INTO loans (item_id, patron_id, branch, loaned_at, due_date, checkout_txn,"
             " flags) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (item_id, patron.id, ctx.branch, when, decision.due_date.isoformat(), txn,
-             _flags_text(decision.flags)),
+             ",".join(filter(None, (_flags_text(decision.flags),
+                                    "override" if overridden else "")))),
         )
         conn.execute("UPDATE patrons SET loan_count = loan_count + 1 WHERE id = ?", (patron.id,))
         if decision.hold_id is not None:
@@ -249,13 +271,46 @@ class Circulation:
                 "UPDATE holds SET status = 'fulfilled', fulfilled_txn = ? WHERE id = ?",
                 (txn, decision.hold_id),
             )
-        events.append(self._event(conn, "checkout", {
+        payload: dict[str, Any] = {
             "card": patron.card_number, "item": barcode,
             "due_date": decision.due_date.isoformat(),
             "flags": sorted(str(f) for f in decision.flags),
             "hold_id": decision.hold_id, "station": str(ctx.station),
-        }, reading, txn))
+        }
+        if overridden:
+            assert override is not None and override.session is not None
+            payload.update({
+                "override": True, "override_reason": override.reason.strip(),
+                "override_staff": override.session.card_number,
+                "override_waived": sorted(str(r) for r in decision.waived),
+            })
+        events.append(self._event(conn, "checkout", payload, reading, txn))
         return events
+
+    def _audit_override(
+        self, conn: sqlite3.Connection, reading: Reading, session: staff.StaffSession,
+        override: staff.Override, card: str, barcode: str, decision: Decision,
+        events: list[Event],
+    ) -> None:
+        """The audit row of a checkout asked for with an override, in its transaction."""
+        if decision.allowed and not decision.waived:
+            return  # the loan did not need the override: an ordinary loan
+        loan = next((e for e in events if e.kind == "checkout"), None)
+        details: dict[str, Any] = {
+            "card": card, "item": barcode, "reason": override.reason.strip(),
+            "waived": sorted(str(r) for r in decision.waived),
+        }
+        if not decision.allowed:
+            details["refused"] = str(decision.reason)
+        audit.record(
+            conn, action="checkout_override" if decision.allowed
+            else "checkout_override_refused",
+            at=datetime.fromtimestamp(reading.wall_ns / 1e9, UTC),
+            staff_id=session.staff_id, staff_card=session.card_number, details=details,
+            txn_id=loan.txn_id if loan else None,
+            forward=audit.Forward(self.identity.device_id, self.identity.branch, self.clock),
+            reading=reading,
+        )
 
     # -- checkin -------------------------------------------------------------------------
 

@@ -456,6 +456,38 @@ class Verdicts(Handler):
         return DONE
 
 
+class Staff(Handler):
+    """Staff accounts (sync.staff). A staff member the hub no longer lists loses access
+    here at the next snapshot; the audit keeps their rows (it has no foreign key)."""
+
+    feed = "staff"
+
+    def version(self, conn: sqlite3.Connection, key: str) -> int | None:
+        return _one(conn, "SELECT version FROM staff WHERE card_number = ?", key)
+
+    def upsert(self, ap: Applier, key: str, version: int, data: dict[str, Any]) -> str:
+        ap.conn.execute(
+            "INSERT INTO staff (card_number, name, role, pin_hash, active, version, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (card_number) DO UPDATE SET"
+            " name = excluded.name, role = excluded.role, pin_hash = excluded.pin_hash,"
+            " active = excluded.active, version = excluded.version,"
+            " updated_at = excluded.updated_at",
+            # A role this release does not know gets the least: the desk's.
+            (key, data.get("name") or "", data.get("role") if data.get("role") in (
+                "desk", "van", "admin") else "desk",
+             data.get("pin_hash") or "", 1 if data.get("active", 1) else 0, version,
+             data.get("updated_at")))
+        return DONE
+
+    def delete(self, ap: Applier, key: str, version: int) -> str:
+        ap.conn.execute("DELETE FROM staff WHERE card_number = ?", (key,))
+        return DONE
+
+    def sweep(self, ap: Applier) -> None:
+        ap.conn.execute("DELETE FROM staff WHERE card_number NOT IN"
+                        " (SELECT key FROM temp.snapshot_seen WHERE feed = 'staff')")
+
+
 HANDLERS: dict[str, Handler] = {h.feed: h for h in (
     Branches(), Calendar(), LoanRules(), Patrons(), Items(), Blocks(), Loans(), Holds(),
-    CardRanges(), Verdicts())}
+    CardRanges(), Verdicts(), Staff())}

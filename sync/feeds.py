@@ -237,7 +237,7 @@ def release_deferred(conn: sqlite3.Connection, device_id: str) -> int:
 # Feeds whose rows the hub deletes outright; on a re-bootstrap the rows of these feeds that
 # the snapshot no longer has are removed (patrons, items and branches are never deleted by
 # the hub: they change status).
-SWEPT = ("block", "hold", "loan", "calendar", "loan_rule", "card_range")
+SWEPT = ("block", "hold", "loan", "calendar", "loan_rule", "card_range", "staff")
 
 
 class SnapshotLoader:

@@ -259,11 +259,85 @@ def _m003_flag_journal(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Staff of the county who sign in at a van's or a space's desk with a staff card and PIN
+# (sync.staff). The hub sends them down; pin_hash is scrypt (sync.pins), never a PIN. The
+# sign-in attempt record is kept in the database so a restart does not reset a lockout.
+# staff_audit is append-only (the triggers refuse UPDATE and DELETE): who did what, when,
+# with details as JSON that never hold a PIN or an ID number.
+_STAFF_SCHEMA = [
+    """CREATE TABLE staff (
+        id INTEGER PRIMARY KEY,
+        card_number TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('desk', 'van', 'admin')),
+        pin_hash TEXT NOT NULL,
+        active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+        version INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT
+    ) STRICT""",
+    """CREATE TABLE staff_sign_in (
+        staff_id INTEGER PRIMARY KEY REFERENCES staff(id) ON DELETE CASCADE,
+        failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+        locked_until TEXT,
+        last_failure_at TEXT
+    ) STRICT""",
+    """CREATE TABLE staff_audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        staff_id INTEGER,
+        staff_card TEXT,
+        action TEXT NOT NULL,
+        details TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(details)),
+        txn_id TEXT
+    ) STRICT""",
+    """CREATE TRIGGER staff_audit_no_update BEFORE UPDATE ON staff_audit
+        BEGIN SELECT RAISE(ABORT, 'staff_audit is append-only'); END""",
+    """CREATE TRIGGER staff_audit_no_delete BEFORE DELETE ON staff_audit
+        BEGIN SELECT RAISE(ABORT, 'staff_audit is append-only'); END""",
+]
+
+
+def _m_staff(db: sqlite_utils.Database) -> None:
+    for statement in _STAFF_SCHEMA:
+        db.execute(statement)
+
+
+# Readers registered on the device (sync.registration). Personal data is stored only
+# encrypted (sync.personal): the ID number and phone as "<key id>:<base64>", beside a masked
+# form for screens and the county-wide duplicate-person hash (id_hash), which is indexed
+# so a second registration of the same document is found. The hub's patrons table gets
+# the same columns (the hub database is a kiosk cache too); the patron feed never sends them.
+_REGISTRATION_COLUMNS = [
+    "ALTER TABLE patrons ADD COLUMN id_type TEXT",
+    "ALTER TABLE patrons ADD COLUMN id_number_enc TEXT",
+    "ALTER TABLE patrons ADD COLUMN id_masked TEXT",
+    "ALTER TABLE patrons ADD COLUMN id_hash TEXT",
+    "ALTER TABLE patrons ADD COLUMN phone_enc TEXT",
+    "ALTER TABLE patrons ADD COLUMN phone_masked TEXT",
+    "ALTER TABLE patrons ADD COLUMN village TEXT",
+    "ALTER TABLE patrons ADD COLUMN address_enc TEXT",
+    "ALTER TABLE patrons ADD COLUMN guardian_name TEXT",
+    "ALTER TABLE patrons ADD COLUMN guardian_relation TEXT",
+    "ALTER TABLE patrons ADD COLUMN consent_at TEXT",
+    "ALTER TABLE patrons ADD COLUMN registered_txn TEXT",
+    "CREATE INDEX patrons_id_hash ON patrons(id_hash) WHERE id_hash IS NOT NULL",
+]
+
+
+def _m_registration(db: sqlite_utils.Database) -> None:
+    for statement in _REGISTRATION_COLUMNS:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _m001_initial),
     Migration(2, "hub sync: verdicts, clock anchors, row versions", _m002_hub_sync),
     Migration(3, "kiosk daemon: journal of security flags not yet confirmed",
               _m003_flag_journal),
+    Migration(4, "staff accounts, sign-in attempts and the append-only audit",
+              _m_staff),
+    Migration(5, "registration: readers' personal data, encrypted, and the person hash",
+              _m_registration),
 )
 
 @dataclass(frozen=True)

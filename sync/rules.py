@@ -173,6 +173,8 @@ class Decision:
     locker_slot: str | None = None
     changes_state: bool = True
     params: dict[str, object] = field(default_factory=dict)
+    # Refusals a staff override let through (sync.staff): empty for every ordinary decision.
+    waived: frozenset[Reason] = frozenset()
 
     @property
     def message_key(self) -> str:
@@ -196,17 +198,24 @@ def _context_flags(ctx: Context) -> set[Flag]:
 
 def patron_problem(patron: PatronView | None, policy: Policy, ctx: Context) -> Reason | None:
     """Why this patron may not borrow or renew now, or None."""
+    problems = patron_problems(patron, policy, ctx)
+    return problems[0] if problems else None
+
+
+def patron_problems(patron: PatronView | None, policy: Policy, ctx: Context) -> list[Reason]:
+    """Every reason this patron may not borrow or renew now, the weightiest first."""
     if patron is None or patron.status == "withdrawn":
-        return Reason.PATRON_UNKNOWN
+        return [Reason.PATRON_UNKNOWN]
+    found = []
     if patron.status == "lost_card":
-        return Reason.CARD_REPORTED_LOST
+        found.append(Reason.CARD_REPORTED_LOST)
     if patron.expires_on is not None and patron.expires_on < ctx.today:
-        return Reason.PATRON_EXPIRED
+        found.append(Reason.PATRON_EXPIRED)
     if patron.blocks:
-        return Reason.PATRON_BLOCKED
+        found.append(Reason.PATRON_BLOCKED)
     if patron.fines_owed_cents > policy.max_fines_cents:
-        return Reason.FINES_OVER_LIMIT
-    return None
+        found.append(Reason.FINES_OVER_LIMIT)
+    return found
 
 
 def loan_limit(rule: LoanRule, policy: Policy, ctx: Context) -> int:
@@ -233,12 +242,19 @@ def checkout(
     calendar: Calendar,
     policy: Policy,
     ctx: Context,
+    waive: frozenset[Reason] = frozenset(),
 ) -> Decision:
-    """May ``patron`` take ``item`` home now? ``rule`` is the loan rule for the pair."""
+    """May ``patron`` take ``item`` home now? ``rule`` is the loan rule for the pair.
+
+    ``waive`` names refusals a staff override lets through (:data:`sync.staff.OVERRIDABLE`:
+    the caller checks who may waive what); an allowed decision lists in ``waived`` the ones
+    it actually let through."""
     act = Action.CHECKOUT
-    problem = patron_problem(patron, policy, ctx)
-    if problem is not None:
-        return _refuse(act, problem)
+    waived: set[Reason] = set()
+    for problem in patron_problems(patron, policy, ctx):
+        if problem not in waive:
+            return _refuse(act, problem)
+        waived.add(problem)
     assert patron is not None
     flags = _context_flags(ctx)
     own: HoldView | None = None
@@ -267,11 +283,14 @@ def checkout(
             flags.add(Flag.FULFILS_HOLD)
     limit = loan_limit(rule, policy, ctx)
     if patron.loan_count >= limit:
-        return _refuse(act, Reason.TOO_MANY_LOANS, params={"limit": limit})
+        if Reason.TOO_MANY_LOANS not in waive:
+            return _refuse(act, Reason.TOO_MANY_LOANS, params={"limit": limit})
+        waived.add(Reason.TOO_MANY_LOANS)
     return Decision(
         act, True, Reason.OK,
         due_date=due_date(ctx.today, rule.loan_days, calendar),
         flags=frozenset(flags), hold_id=own.id if own is not None else None,
+        waived=frozenset(waived),
     )
 
 

@@ -283,6 +283,9 @@ def _reference_tables(plan: sample_plan.Plan) -> Iterable[tuple[str, list[dict]]
     yield "loan_rules", [
         {"patron_type": p, "loan_type": t, "loan_days": days, "max_renewals": renewals,
          "max_loans": most} for p, t, days, renewals, most in data.LOAN_RULES]
+    yield "staff", [
+        {"card_number": c, "name": name, "role": role, "pin_hash": pin_hash, "active": 1}
+        for c, name, role, pin_hash in data.STAFF]
     first, last = sample_plan.CARD_RANGE
     # The range the hub leased to this device for cards issued offline.
     yield "card_ranges", [

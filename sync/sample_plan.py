@@ -33,7 +33,9 @@ SAMPLE_TODAY = date(2026, 11, 25)
 
 CARD_PREFIX = "4311"
 # Sample cards are CARD_PREFIX + 8 digits from 10,000,001 up; the device's leased range
-# (CARD_RANGE) issues CARD_PREFIX + 8 digits below 1,000,000, so they never meet.
+# (CARD_RANGE) issues CARD_PREFIX + 8 digits below 1,000,000, so they never meet. Cards
+# issued on a device also carry a Luhn check digit (sync/cardnumbers.py): 13 digits, never
+# equal to a 12-digit sample card.
 CARD_BASE = 10_000_000
 CARD_RANGE = (900_000, 909_999)
 

@@ -383,7 +383,7 @@ def test_the_contract_documents_every_path_and_every_feed_row():
     schemas = _row_schemas(text)
     names = {"branch": "BranchRow", "calendar": "CalendarRow", "loan_rule": "LoanRuleRow",
              "patron": "PatronRow", "block": "BlockRow", "item": "ItemRow",
-             "loan": "LoanRow", "hold": "HoldRow"}
+             "loan": "LoanRow", "hold": "HoldRow", "staff": "StaffRow"}
     for feed, schema in names.items():
         assert schemas[schema] == set(rows.FEEDS[feed].columns), feed
 

@@ -13,6 +13,7 @@ refused becomes an exception code on the event's verdict instead of a refusal:
 ``item_not_on_loan``       a return of a book that was not on loan
 ``item_not_for_loan``      a loan of a withdrawn or reference book
 ``too_many_loans``         the patron now has more loans than the rules allow
+``duplicate_person``       a registration whose ID document (its hash) already has a card
 ========================  ===============================================================
 
 plus the time flags of :mod:`sync.hub.timefix`. Only what cannot be applied at all is
@@ -95,6 +96,8 @@ def apply_event(conn: sqlite3.Connection, cfg: HubConfig, ev: StoredEvent, now_n
             _renew(w)
         elif ev.kind == "patron_registered":
             _register(w)
+        elif ev.kind == "staff_action":
+            _staff_action(w)
         else:
             raise Rejected("bad_payload", f"unknown kind {ev.kind!r}")
     except Rejected as exc:
@@ -239,6 +242,21 @@ def _lend(w: Work) -> None:
     patron, placeholder = _patron_for_loan(w, card)
     item = _item(w, barcode, "on_loan")
     lend(w, patron, placeholder, item)
+    if w.ev.payload.get("override") is True:
+        # Lent at the desk despite a refusal, by a staff member, with a reason: staff at
+        # the county library look at each one.
+        who = w.ev.payload.get("override_staff")
+        why = w.ev.payload.get("override_reason")
+        w.flag("staff_override", f"lent with a staff override by {who}: {why}")
+
+
+def _staff_action(w: Work) -> None:
+    """A row of a device's staff audit: stored with the event, nothing to apply. A staff
+    card the hub does not know is flagged (except on a refused sign-in: a wrong card)."""
+    card, action = _required(w.ev, "staff_card", "action")
+    known = w.conn.execute("SELECT 1 FROM staff WHERE card_number = ?", (card,)).fetchone()
+    if action != "sign_in_refused" and not known:
+        w.flag("staff_unknown", "no staff member with this card at the hub")
 
 
 def _checkin(w: Work) -> None:
@@ -295,6 +313,29 @@ def _register(w: Work) -> None:
         return
     row = w.conn.execute("SELECT id FROM patrons WHERE card_number = ?", (card,)).fetchone()
     w.patrons.add(row[0])
+    _identity(w, card, p)
+
+
+def _identity(w: Work, card: str, p: dict[str, Any]) -> None:
+    """Record the registration's document (type, duplicate-person hash, masked and sealed
+    number: never a plain number) and flag ``duplicate_person`` when another card already
+    belongs to the same document. The registration stands: staff decide which card stays."""
+    id_hash = p.get("id_hash")
+    if not isinstance(id_hash, str) or not id_hash:
+        return
+    w.conn.execute(
+        "UPDATE patrons SET id_type = ?, id_hash = ?, id_masked = ?, id_number_enc = ?,"
+        " village = ?, guardian_name = ?, guardian_relation = ?, consent_at = ?,"
+        " registered_txn = ? WHERE card_number = ?",
+        (p.get("id_type"), id_hash, p.get("id_masked"), p.get("id_sealed"), p.get("village"),
+         p.get("guardian_name"), p.get("guardian_relation"), p.get("consent_at"), w.ev.txn_id,
+         card))
+    others = [r[0] for r in w.conn.execute(
+        "SELECT card_number FROM patrons WHERE id_hash = ? AND card_number != ?"
+        " ORDER BY card_number", (id_hash, card))]
+    if others:
+        w.flag("duplicate_person", "the same identity document already holds card"
+               f" {', '.join(others)}; registered anyway, staff should keep one card")
 
 
 def load_event(row: tuple) -> StoredEvent:

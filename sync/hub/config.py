@@ -21,7 +21,8 @@ HUB_POLICY = Policy(
 class HubConfig:
     """What a county sets for its hub.
 
-    Card numbers leased to devices are ``card_prefix`` followed by 8 digits, taken from
+    Card numbers leased to devices are ``card_prefix`` followed by 8 digits (a device issuing
+    a card appends a Luhn check digit: :mod:`sync.cardnumbers`), taken from
     ``card_first_number`` to ``card_last_number``; the sample county's patrons start at
     10,000,001 and the sample device's own range is 900,000-909,999, so the defaults meet
     neither. ``future_tolerance_ns`` is how far past the hub's clock an event may claim to

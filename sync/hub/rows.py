@@ -76,6 +76,9 @@ FEEDS: dict[str, Feed] = {f.name: f for f in (
          "SELECT p.card_number, p.version, p.card_number, p.name, p.patron_type, p.home_branch,"
          " p.status, p.expires_on, p.fines_owed_cents, p.loan_count, p.pin_hash, p.updated_at"
          " FROM patrons p", "p.id = ?", version_table="patrons"),
+    Feed("staff", ("card_number", "name", "role", "pin_hash", "active", "updated_at"),
+         "SELECT s.card_number, s.version, s.card_number, s.name, s.role, s.pin_hash,"
+         " s.active, s.updated_at FROM staff s", "s.id = ?", version_table="staff"),
     Feed("block", ("id", "card", "reason", "note", "created_at"),
          "SELECT CAST(b.id AS TEXT), COALESCE(v.version, 0), b.id, p.card_number, b.reason,"
          " b.note, b.created_at FROM patron_blocks b JOIN patrons p ON p.id = b.patron_id "
@@ -118,7 +121,7 @@ FEEDS: dict[str, Feed] = {f.name: f for f in (
 
 # Order of the snapshot: what other rows refer to comes first.
 SNAPSHOT_ORDER = ("branch", "calendar", "loan_rule", "patron", "block", "item", "loan", "hold",
-                  "card_range", "verdict")
+                  "card_range", "verdict", "staff")
 
 def alias(feed: Feed) -> str:
     """The table alias ``by_id`` uses (``p`` for ``patrons p``)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from sync.hub.errors import PayloadTooLarge, ValidationFailed
 
-KINDS = ("checkout", "checkin", "renew", "pickup", "patron_registered")
+KINDS = ("checkout", "checkin", "renew", "pickup", "patron_registered", "staff_action")
 
 
 class _Problems:
@@ -115,9 +115,27 @@ def event_batch(body: Any, device_id: str, max_events: int) -> dict:
         _int(p, ev, where, "hlc", minimum=0)
         if not isinstance(ev.get("payload"), dict):
             p.add(f"{where}.payload", "must be an object")
+        elif ev.get("kind") == "patron_registered":
+            _registration(p, ev["payload"], f"{where}.payload")
     _anchors(p, batch, "$")
     p.raise_if_any("the batch")
     return batch
+
+
+# Personal numbers travel only sealed for the county (sync.personal); a payload carrying
+# one in plain text is refused before it is stored, so it never reaches the hub's tables.
+_PLAIN_PERSONAL = ("id_number", "phone", "address")
+
+
+def _registration(p: _Problems, payload: dict, path: str) -> None:
+    for key in _PLAIN_PERSONAL:
+        if key in payload:
+            p.add(f"{path}.{key}", "personal data must be sent sealed (id_sealed, phone_sealed,"
+                  " address_sealed), never in plain text")
+    id_hash = payload.get("id_hash")
+    if id_hash is not None and not (isinstance(id_hash, str) and len(id_hash) == 64
+                                    and all(c in "0123456789abcdef" for c in id_hash)):
+        p.add(f"{path}.id_hash", "must be 64 lower-case hex digits (HMAC-SHA256)")
 
 
 def heartbeat(body: Any, device_id: str) -> dict:
