@@ -45,8 +45,11 @@ def test_watch_shows_a_reader_going_away_and_coming_back(folder):
         k.control("sim", device="reader", action="replug", fault=None)
         out, err = watch.communicate(timeout=60)
     lines = out.splitlines()
-    reader = [line for line in lines if "book-tag reader" in line]
-    assert [line.split()[1] for line in reader] == ["✔", "✘", "✔"], out + err
+    marks = [line.split()[1] for line in lines if "book-tag reader" in line]
+    # While it is away the reason may change (the port failed, then it is gone): a line
+    # each time; the states in order are fine, away, fine.
+    states = [m for i, m in enumerate(marks) if i == 0 or marks[i - 1] != m]
+    assert states == ["✔", "✘", "✔"], out + err
     assert sum("receipt printer" in line for line in lines) == 1  # it never changed
     assert watch.returncode == 0
 
