@@ -26,7 +26,7 @@ def totals(conn: sqlite3.Connection, since: str | None = None) -> dict[str, int]
 
 
 # The figures of ``kiosk stats`` and of the county's reports, in this order.
-COLUMNS = ("visits", "loans", "returns", "renewals", "pickups", "new_cards", "refused")
+COLUMNS = ("visits", "sessions", "loans", "returns", "renewals", "pickups", "new_cards", "refused")
 RATINGS = tuple(f"rating.{n}" for n in range(1, 6))
 
 

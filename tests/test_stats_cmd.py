@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from kiosk.cli import main
+from kiosk.daemon.state import Finish
 from tests.daemon_helpers import (
     BOOKS,
     CARDS,
@@ -63,7 +65,7 @@ def test_figures_per_day_totals_and_satisfaction_without_the_daemon(folder, caps
     assert (totals["ratings"], totals["satisfaction"]) == (2, 4.0)
     code, out, _ = kiosk(capsys, folder, "stats", "--days", "60")
     lines = out.splitlines()
-    assert code == 0 and lines[0].split()[:3] == ["day", "visits", "loans"]
+    assert code == 0 and lines[0].split()[:4] == ["day", "visits", "sessions", "loans"]
     assert lines[-1].startswith("total") and "102" in lines[-1] and "4.00 (2)" in lines[-1]
 
 
@@ -84,3 +86,21 @@ def test_through_the_daemon_loans_it_made_are_counted(folder, capsys):
         assert code == 0
         code, out, _ = kiosk(capsys, folder, "stats", "--json")
     assert code == 0 and json.loads(out)["totals"]["loans"] == 2
+
+
+def test_each_kiosk_session_counts_once(folder, capsys):
+    with running(settings_for(folder / "kiosk.toml")) as k:
+        for card in CARDS[:2]:
+            mark = k.mark()
+            k.tap(card)
+            k.wait_for("session_started", start=mark)
+            k.put(Finish())
+            k.wait_for("session_ended", start=mark)
+            k.lift_card()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            code, out, _ = kiosk(capsys, folder, "stats", "--json")
+            if json.loads(out)["totals"]["sessions"] == 2:
+                break
+            time.sleep(0.1)
+    assert code == 0 and json.loads(out)["totals"]["sessions"] == 2

@@ -57,6 +57,7 @@ from kiosk.daemon.pin import PinStep, PinTries
 from kiosk.daemon.session import SessionMachine
 from kiosk.daemon.workers import DoorWorker, PrinterWorker, TagWorker
 from kiosk.messages import Catalogue
+from sync import stats as daily_stats
 from sync.circulation import Identity
 from sync.errors import CacheError
 from sync.policy import Station
@@ -278,6 +279,11 @@ class Steps:
             task = asyncio.ensure_future(self._print(action.session, plan))
             self.printing.add(task)
             task.add_done_callback(self.printing.discard)
+        # Every session is a visit at the kiosk: the county counts sessions beside entries.
+        counted = asyncio.ensure_future(self.writer.run(
+            self.writer.write, daily_stats.bump, self.writer.today(), self.identity.branch,
+            "sessions"))
+        counted.add_done_callback(_log_failure("counting the session"))
         checkpoint = asyncio.ensure_future(self.writer.run(self.writer.checkpoint))
         checkpoint.add_done_callback(_log_failure("idle checkpoint"))
 
