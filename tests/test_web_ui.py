@@ -139,6 +139,11 @@ class Demo:
         self._write(("UPDATE patrons SET pin_hash = ? WHERE card_number = ?",
                      (pins.hash_pin(pin), card)))
 
+    def on_loan(self, barcode: str) -> bool:
+        """Whether the cache has an open loan of ``barcode``."""
+        return bool(self.db("SELECT 1 FROM loans l JOIN items i ON i.id = l.item_id"
+                            " WHERE i.barcode = ? AND l.returned_at IS NULL", barcode))
+
     def db(self, sql: str, *args: Any) -> list[tuple]:
         conn = sqlite3.connect(f"file:{self.folder / 'data' / 'demo.db'}?mode=ro", uri=True)
         try:
@@ -356,8 +361,7 @@ def test_a_book_on_hold_for_another_reader_is_refused(demo: Demo, page: Any, lan
     refused = line(page, E["held_item"], "not_lent")
     title = demo.db("SELECT title FROM items WHERE barcode = ?", E["held_item"])[0][0]
     assert text(lang, "circ.reason.item_on_hold_for_other", title=title) in refused.inner_text()
-    assert not demo.db("SELECT 1 FROM loans l JOIN items i ON i.id = l.item_id"
-                       " WHERE i.barcode = ? AND l.returned_at IS NULL", E["held_item"])
+    assert not demo.on_loan(E["held_item"])
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -374,8 +378,7 @@ def test_a_security_flag_that_does_not_stick_is_not_reported_lent(
     title = demo.db("SELECT title FROM items WHERE barcode = ?", book)[0][0]
     assert text(lang, "daemon.book.not_secured", title=title) in refused.inner_text()
     # The loan was undone: the book is not on loan in the cache.
-    assert not demo.db("SELECT 1 FROM loans l JOIN items i ON i.id = l.item_id"
-                       " WHERE i.barcode = ? AND l.returned_at IS NULL", book)
+    assert not demo.on_loan(book)
     check_screen(page, f"session-afi-failed-{lang}")
 
 
@@ -428,8 +431,7 @@ def test_return_needs_no_card_and_the_flag_is_set_back(
     returned = line(page, book, "returned")
     assert text(lang, "ui.line.returned") in returned.inner_text()
     assert afi(demo, book) == "0x07"
-    assert not demo.db("SELECT 1 FROM loans l JOIN items i ON i.id = l.item_id"
-                       " WHERE i.barcode = ? AND l.returned_at IS NULL", book)
+    assert not demo.on_loan(book)
     check_screen(page, f"session-return-{lang}")
     page.click("#finish")
     screen(page, "done")
@@ -694,8 +696,7 @@ def test_a_pin_is_asked_before_lending_and_the_books_wait_for_it(
     (book,) = demo.fresh_items(1)
     demo.sim("place", book)
     time.sleep(1.0)  # time enough to lend, were it allowed
-    assert not demo.db("SELECT 1 FROM loans l JOIN items i ON i.id = l.item_id"
-                       " WHERE i.barcode = ? AND l.returned_at IS NULL", book)
+    assert not demo.on_loan(book)
     type_pin(page, "1111")
     wrong = text(lang, "daemon.pin.wrong", left=2)
     page.wait_for_function("document.querySelector('#pin-message').innerText.includes("

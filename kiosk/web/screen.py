@@ -184,14 +184,14 @@ class Screen:
         return True
 
     def _on_warning(self, event: dict[str, Any]) -> bool:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return False
         self.warning = {"message_key": event.get("message_key"),
                         "params": dict(event.get("params") or {}), "mono": event.get("mono")}
         return True
 
     def _on_session_ended(self, event: dict[str, Any]) -> bool:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return False
         receipts = int(event.get("receipts") or 0)
         self.done = {"session": self.session["id"], "reason": event.get("reason"),
@@ -221,20 +221,20 @@ class Screen:
         return True
 
     def _on_pin_needed(self, event: dict[str, Any]) -> bool:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return False
         self.session["pin"] = {"message_key": event.get("message_key"),
                                "params": dict(event.get("params") or {})}
         return True
 
     def _on_pin_ok(self, event: dict[str, Any]) -> bool:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return False
         self.session["pin"] = None
         return True
 
     def _on_pin_locked(self, event: dict[str, Any]) -> bool:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return False
         self.session["pin_locked"] = {"message_key": event.get("message_key"),
                                       "params": dict(event.get("params") or {})}
@@ -251,13 +251,16 @@ class Screen:
     def _on_entry(self, event: dict[str, Any]) -> None:
         self.entry = {"ok": True, "mono": event.get("mono")}
 
-    def _on_entry_failed(self, event: dict[str, Any]) -> None:
+    def _on_entry_refused(self, event: dict[str, Any]) -> None:
+        """A card refused at the entrance, or a door that did not open for it."""
         self.entry = {"ok": False, "message_key": event.get("message_key"),
                       "params": dict(event.get("params") or {}), "mono": event.get("mono")}
 
-    def _on_entry_refused(self, event: dict[str, Any]) -> None:
-        self.entry = {"ok": False, "message_key": event.get("message_key"),
-                      "params": dict(event.get("params") or {}), "mono": event.get("mono")}
+    _on_entry_failed = _on_entry_refused
+
+    def _ours(self, event: dict[str, Any]) -> bool:
+        """Whether ``event`` belongs to the session on the screen."""
+        return self.session is not None and event.get("session") == self.session["id"]
 
     def _hold_title(self, hold_id: object) -> str:
         holds = self.session["holds"] if self.session else []
@@ -265,7 +268,7 @@ class Screen:
                     "")
 
     def _line(self, event: dict[str, Any]) -> Line | None:
-        if self.session is None or event.get("session") != self.session["id"]:
+        if not self._ours(event):
             return None
         hold = event.get("hold_id")
         key = f"hold:{hold}" if hold is not None else str(event.get("uid") or "")

@@ -43,6 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kiosk.config.settings import UiSettings
+from kiosk.daemon.state import Finish, Mode, Pickup, PinEntered, SetMode
 from kiosk.messages import DEFAULT_LANGUAGE, available, texts
 from kiosk.web import account
 from kiosk.web.screen import Screen
@@ -159,8 +160,7 @@ class WebUI:
         if card is None or writer is None:
             return
         try:
-            today = await writer.run(writer.today)
-            found = await writer.run(writer.read, account.account, card, today)
+            found = await writer.run(writer.read, account.account, card, writer.today())
         except CacheError:
             log.exception("account of the session could not be read")
             return
@@ -257,8 +257,6 @@ class WebUI:
                                           "X-Accel-Buffering": "no"})
 
     async def _press(self, request: Request) -> Response:
-        from kiosk.daemon.state import Finish, Mode, SetMode
-
         body = await _json(request)
         if isinstance(body, Response):
             return body
@@ -301,8 +299,6 @@ class WebUI:
         except CacheError as exc:
             return JSONResponse({"ok": False, "message_key": exc.message_key,
                                  "params": dict(exc.params)}, status_code=503)
-        from kiosk.daemon.state import SetMode
-
         self.daemon.put(SetMode(session.mode))  # renewing is something happening
         await self._refresh_account(session.id, session.card)
         self._wake()
@@ -311,8 +307,6 @@ class WebUI:
                              "message_key": outcome.decision.message_key, "params": params})
 
     async def _pickup(self, request: Request) -> Response:
-        from kiosk.daemon import state
-
         body = await _json(request)
         if isinstance(body, Response):
             return body
@@ -322,15 +316,10 @@ class WebUI:
             return _problem(409, "no_card", "a pickup needs a card in session")
         if isinstance(hold, bool) or not isinstance(hold, int):
             return _problem(400, "bad_hold", "hold is a hold number")
-        pickup = getattr(state, "Pickup", None)
-        if pickup is None:
-            return _problem(501, "no_lockers", "this daemon cannot open lockers")
-        self.daemon.put(pickup(hold))
+        self.daemon.put(Pickup(hold))
         return JSONResponse({"done": "pickup", "hold": hold})
 
     async def _pin(self, request: Request) -> Response:
-        from kiosk.daemon.state import PinEntered
-
         body = await _json(request)
         if isinstance(body, Response):
             return body
@@ -355,8 +344,7 @@ class WebUI:
         writer = self.daemon.writer
         assert writer is not None
         try:
-            day = await writer.run(writer.today)
-            await writer.run(writer.write, account.record_rating, day,
+            await writer.run(writer.write, account.record_rating, writer.today(),
                              self.daemon.identity.branch, score)
         except CacheError as exc:
             log.warning("rating not recorded: %s", exc)
