@@ -205,6 +205,22 @@ class Cache:
         return f"<Cache {self.path} {state}>"
 
 
+@contextlib.contextmanager
+def writing(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction of our own, or the caller's when one is open."""
+    if conn.in_transaction:
+        yield conn
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def create(path: str | os.PathLike[str]) -> Cache:
     """Create a new cache at ``path`` (or open an existing one) and bring its schema current."""
     cache = Cache.open(path, create=True, check_schema=False)

@@ -329,6 +329,37 @@ def _m_registration(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# Van stops (sync.stops): the stop staff chose is one row; each outbox event and each
+# daily figure carries the stop current when it was written ('' = no stop: a fixed branch).
+# daily_stats gains the stop in its key, so it is rebuilt (SQLite cannot alter a key).
+_STOP_SCHEMA = [
+    """CREATE TABLE van_stop (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        stop TEXT NOT NULL,
+        chosen_at TEXT NOT NULL,
+        staff_id INTEGER
+    ) STRICT""",
+    "ALTER TABLE outbox ADD COLUMN stop TEXT",
+    """CREATE TABLE daily_stats_new (
+        day TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        stop TEXT NOT NULL DEFAULT '',
+        metric TEXT NOT NULL,
+        value INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (day, branch, stop, metric)
+    ) STRICT, WITHOUT ROWID""",
+    """INSERT INTO daily_stats_new (day, branch, stop, metric, value)
+        SELECT day, branch, '', metric, value FROM daily_stats""",
+    "DROP TABLE daily_stats",
+    "ALTER TABLE daily_stats_new RENAME TO daily_stats",
+]
+
+
+def _m_stops(db: sqlite_utils.Database) -> None:
+    for statement in _STOP_SCHEMA:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _m001_initial),
     Migration(2, "hub sync: verdicts, clock anchors, row versions", _m002_hub_sync),
@@ -338,6 +369,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _m_staff),
     Migration(5, "registration: readers' personal data, encrypted, and the person hash",
               _m_registration),
+    Migration(6, "van stops: the current stop, on every event and daily figure", _m_stops),
 )
 
 @dataclass(frozen=True)

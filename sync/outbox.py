@@ -3,7 +3,8 @@
 An event is appended inside the same transaction as the change it describes, so the two
 commit together or not at all. Per device, ``seq`` is gap-free (1, 2, 3, ...): it is taken
 from a counter row updated in that same transaction, so a rolled-back change also gives
-its number back; the table's key (device_id, seq) makes a duplicate impossible. Events
+its number back; the table's key (device_id, seq) makes a duplicate impossible. An event
+carries the van stop current when it was written (:mod:`sync.stops`; None at a fixed branch). Events
 stay in the table until the hub acknowledges them; nothing is deleted before that.
 """
 
@@ -15,6 +16,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sync import stops
 from sync.clock import Reading, hlc_next
 
 
@@ -31,6 +33,7 @@ class Event:
     hlc: int
     payload: dict[str, Any]
     acked_at: str | None = None
+    stop: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,14 +76,15 @@ def append(
         clock_synced=reading.synchronised,
         hlc=hlc,
         payload=payload,
+        stop=stops.current(conn),
     )
     conn.execute(
         "INSERT INTO outbox (device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns,"
-        " clock_synced, hlc, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " clock_synced, hlc, payload, stop) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             event.device_id, event.seq, event.txn_id, event.kind, event.boot_id,
             event.mono_ns, event.wall_ns, int(event.clock_synced), event.hlc,
-            json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            json.dumps(payload, ensure_ascii=False, sort_keys=True), event.stop,
         ),
     )
     return event
@@ -88,7 +92,7 @@ def append(
 
 _COLUMNS = (
     "device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns, clock_synced, hlc, payload,"
-    " acked_at"
+    " acked_at, stop"
 )
 
 

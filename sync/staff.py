@@ -22,17 +22,16 @@ What callers may rely on:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sync import audit, pins
+from sync.db import writing
 from sync.policy import Station
 from sync.rules import Reason
 
@@ -213,29 +212,13 @@ def check_override(conn: sqlite3.Connection, override: Override, station: Statio
 
 # -- accounts ----------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _writing(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction of our own, or the caller's when one is open."""
-    if conn.in_transaction:
-        yield conn
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
 def add_staff(conn: sqlite3.Connection, card: str, name: str, role: str, pin: str, *,
               active: bool = True, updated_at: str | None = None) -> int:
     """Add a staff member (for a van set up by hand, tests and the sample); their id."""
     if role not in ROLES:
         raise ValueError(f"role is one of {', '.join(ROLES)}, not {role!r}")
     pin_hash = pins.hash_pin(pin)
-    with _writing(conn):
+    with writing(conn):
         return conn.execute(
             "INSERT INTO staff (card_number, name, role, pin_hash, active, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
@@ -243,7 +226,7 @@ def add_staff(conn: sqlite3.Connection, card: str, name: str, role: str, pin: st
 
 
 def set_active(conn: sqlite3.Connection, card: str, active: bool) -> None:
-    with _writing(conn):
+    with writing(conn):
         conn.execute("UPDATE staff SET active = ? WHERE card_number = ?", (int(active), card))
 
 
@@ -265,7 +248,7 @@ def _locked_minutes(conn: sqlite3.Connection, staff_id: int, now: datetime,
 def _refuse(conn: sqlite3.Connection, card: str, staff_id: int | None, now: datetime,
             reason: SignInReason, forward: audit.Forward | None,
             **params: Any) -> SignInRefused:
-    with _writing(conn):
+    with writing(conn):
         audit.record(conn, action="sign_in_refused", at=now, staff_id=staff_id,
                      staff_card=card, details={"reason": str(reason), **params},
                      forward=forward)
@@ -304,7 +287,7 @@ def sign_in(
     except pins.BadPinHash:
         log.warning("the PIN hash of staff card %s is unreadable", card)
         return _refuse(conn, card, staff_id, now, SignInReason.UNREADABLE, forward)
-    with _writing(conn):
+    with writing(conn):
         # Another try may have locked the card while this PIN was being checked.
         minutes = _locked_minutes(conn, staff_id, now, limits)
         if minutes:
@@ -351,7 +334,7 @@ def sign_out(conn: sqlite3.Connection, session: StaffSession, now: datetime,
              reason: SignOutReason = SignOutReason.SIGNED_OUT, *,
              forward: audit.Forward | None = None) -> None:
     """Record the end of ``session`` (by hand, idle or expired) in the audit."""
-    with _writing(conn):
+    with writing(conn):
         audit.record(conn, action="sign_out", at=now, staff_id=session.staff_id,
                      staff_card=session.card_number, details={"reason": str(reason)},
                      forward=forward)

@@ -8,9 +8,12 @@ from typing import Any
 
 
 def bump(conn: sqlite3.Connection, day: str, branch: str, metric: str, by: int = 1) -> None:
+    """Count ``by`` more of ``metric`` for ``day`` at ``branch`` and the current van stop
+    (:mod:`sync.stops`; '' when none), in the caller's transaction."""
     conn.execute(
-        "INSERT INTO daily_stats (day, branch, metric, value) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT (day, branch, metric) DO UPDATE SET value = value + excluded.value",
+        "INSERT INTO daily_stats (day, branch, stop, metric, value)"
+        " VALUES (?, ?, coalesce((SELECT stop FROM van_stop WHERE id = 1), ''), ?, ?)"
+        " ON CONFLICT (day, branch, stop, metric) DO UPDATE SET value = value + excluded.value",
         (day, branch, metric, by),
     )
 
