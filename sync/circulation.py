@@ -175,7 +175,8 @@ class Circulation:
     # -- checkout ------------------------------------------------------------------------
 
     def checkout(self, card: str, barcode: str, station: Station | None = None,
-                 override: staff.Override | None = None) -> Outcome:
+                 override: staff.Override | None = None,
+                 by: staff.StaffSession | None = None) -> Outcome:
         """Lend the item with ``barcode`` to the holder of ``card``.
 
         With ``override`` (at :attr:`Station.DESK` only, by a signed-in staff member, with
@@ -218,6 +219,9 @@ class Circulation:
             if session is not None and override is not None:
                 self._audit_override(conn, reading, session, override, card, barcode,
                                      decision, events)
+            elif by is not None and events:
+                self._audit_desk(conn, reading, by, "desk_checkout", events,
+                                 {"card": card, "item": barcode})
             item_id = item.id if item else self._item_id(conn, barcode)
             item_info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
         return Outcome(decision, tuple(events), self._patron_dict(found), item_info)
@@ -312,10 +316,24 @@ class Circulation:
             reading=reading,
         )
 
+    def _audit_desk(self, conn: sqlite3.Connection, reading: Reading, by: staff.StaffSession,
+                    action: str, events: list[Event], details: dict[str, Any]) -> None:
+        """The audit row of ordinary desk work (who lent or took back what), in its
+        transaction, naming the event it concerns."""
+        audit.record(
+            conn, action=action, at=datetime.fromtimestamp(reading.wall_ns / 1e9, UTC),
+            staff_id=by.staff_id, staff_card=by.card_number, details=details,
+            txn_id=events[-1].txn_id,
+            forward=audit.Forward(self.identity.device_id, self.identity.branch, self.clock),
+            reading=reading,
+        )
+
     # -- checkin -------------------------------------------------------------------------
 
-    def checkin(self, barcode: str, station: Station | None = None) -> Outcome:
-        """Take back the item with ``barcode``, wherever it was lent."""
+    def checkin(self, barcode: str, station: Station | None = None,
+                by: staff.StaffSession | None = None) -> Outcome:
+        """Take back the item with ``barcode``, wherever it was lent. ``by``: the staff
+        member taking it back at the desk (a ``desk_checkin`` audit row commits with it)."""
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
@@ -330,6 +348,9 @@ class Circulation:
                 borrower = self._patron_dict(views.patron_by_id(conn, loan.patron_id))
             if decision.changes_state:
                 events = [self._apply_checkin(conn, ctx, reading, item, barcode, loan, decision)]
+                if by is not None:
+                    self._audit_desk(conn, reading, by, "desk_checkin", events,
+                                     {"item": barcode})
             item_id = item.id if item else self._item_id(conn, barcode)
             info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
             to = decision.route.to_branch if decision.route else None

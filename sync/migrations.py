@@ -340,6 +340,8 @@ _STOP_SCHEMA = [
         staff_id INTEGER
     ) STRICT""",
     "ALTER TABLE outbox ADD COLUMN stop TEXT",
+    # The UID of the card written for a reader registered here (sync.registration).
+    "ALTER TABLE patrons ADD COLUMN card_uid TEXT",
     """CREATE TABLE daily_stats_new (
         day TEXT NOT NULL,
         branch TEXT NOT NULL,
@@ -369,7 +371,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _m_staff),
     Migration(5, "registration: readers' personal data, encrypted, and the person hash",
               _m_registration),
-    Migration(6, "van stops: the current stop, on every event and daily figure", _m_stops),
+    Migration(6, "van stops on every event and daily figure; the UID of written cards",
+              _m_stops),
 )
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -227,6 +228,14 @@ def validate(app: Application, today: date) -> tuple[list[Problem], _Valid | Non
     return problems, _Valid(number, phone)
 
 
+def _refuse_duplicate(conn: sqlite3.Connection, id_hash: str) -> None:
+    existing = conn.execute("SELECT card_number FROM patrons WHERE id_hash = ?",
+                            (id_hash,)).fetchone()
+    if existing is not None:
+        raise RegistrationRefused([_problem("id_number", "already_registered",
+                                            card=existing[0])])
+
+
 class Registrar:
     """Registers readers on one cache for one device.
 
@@ -253,10 +262,34 @@ class Registrar:
         with self.cache.snapshot() as conn:
             return cardnumbers.supply(conn, today)
 
-    def register(self, app: Application) -> Registered:
+    def check(self, app: Application) -> Supply:
+        """Whether ``app`` would be registered now (reads only): raises what
+        :meth:`register` would raise for the form (every field's problem, a document
+        registered here already, no card number left), else the card numbers left. The van
+        desk asks this before the card is put on the reader."""
+        reading = read(self.clock)
+        today = reading.local_date(self.identity.timezone)
+        problems, valid = validate(app, today)
+        if valid is None:
+            raise RegistrationRefused(problems)
+        id_hash = self.keys.person_hash(str(idnumbers.id_type(app.id_type)), valid.id_number)
+        with self.cache.snapshot() as conn:
+            _refuse_duplicate(conn, id_hash)
+            left = cardnumbers.supply(conn, today)
+        if left.left <= 0:
+            raise cardnumbers.CardNumbersExhausted(left)
+        return left
+
+    def register(self, app: Application, *,
+                 issue: Callable[[str], str] | None = None) -> Registered:
         """Register the reader of ``app``. Raises :class:`RegistrationRefused` (with every
         problem) or :class:`~sync.cardnumbers.CardNumbersExhausted`; either way nothing was
-        stored but the refusal's count in the statistics."""
+        stored but the refusal's count in the statistics.
+
+        ``issue(card_number)`` writes the number to the reader's card and returns the card's
+        UID once the card reads back right; it runs inside the registration's transaction,
+        after every check, so a card that fails to write (``issue`` raises) leaves nothing
+        stored and the number unused, and the exception goes to the caller."""
         reading = read(self.clock)
         today = reading.local_date(self.identity.timezone)
         problems, valid = validate(app, today)
@@ -267,7 +300,8 @@ class Registrar:
         id_hash = self.keys.person_hash(id_type, valid.id_number)
         try:
             with self.cache.transaction() as conn:
-                return self._register(conn, reading, today, app, id_type, id_hash, valid)
+                return self._register(conn, reading, today, app, id_type, id_hash, valid,
+                                      issue)
         except RegistrationRefused as exc:
             self._count_refusal(today, exc.problems)
             raise
@@ -283,13 +317,11 @@ class Registrar:
                            f"refused.registration.{p.field}.{p.reason}")
 
     def _register(self, conn: sqlite3.Connection, reading: Reading, today: date,
-                  app: Application, id_type: str, id_hash: str, valid: _Valid) -> Registered:
-        existing = conn.execute("SELECT card_number FROM patrons WHERE id_hash = ?",
-                                (id_hash,)).fetchone()
-        if existing is not None:
-            raise RegistrationRefused([_problem("id_number", "already_registered",
-                                                card=existing[0])])
+                  app: Application, id_type: str, id_hash: str, valid: _Valid,
+                  issue: Callable[[str], str] | None) -> Registered:
+        _refuse_duplicate(conn, id_hash)
         card = cardnumbers.allocate(conn, today)
+        card_uid = issue(card) if issue is not None else None
         when = reading.wall_iso(self.identity.timezone)
         expires = _add_years(today, self.validity_years)
         name = _clean(app.name)
@@ -306,13 +338,13 @@ class Registrar:
             "INSERT INTO patrons (card_number, name, patron_type, home_branch, status,"
             " expires_on, updated_at, id_type, id_number_enc, id_masked, id_hash, phone_enc,"
             " phone_masked, village, address_enc, guardian_name, guardian_relation,"
-            " consent_at, registered_txn) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            " consent_at, registered_txn, card_uid) VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?, ?,"
+            " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
             (card, name, app.patron_type, home, expires.isoformat(), when, id_type,
              self.keys.encrypt(valid.id_number, "id_number"), id_masked, id_hash,
              self.keys.encrypt(valid.phone, "phone") if valid.phone else None, phone_masked,
              village, self.keys.encrypt(address, "address") if address else None,
-             guardian, relation, when, txn)).fetchone()[0]
+             guardian, relation, when, txn, card_uid)).fetchone()[0]
         payload: dict[str, Any] = {
             "branch": self.identity.branch, "card": card, "name": name,
             "patron_type": app.patron_type, "home_branch": self.home_branch,
@@ -320,6 +352,8 @@ class Registrar:
             "id_masked": id_masked, "id_sealed": self.keys.seal(valid.id_number, "id_number"),
             "village": village, "consent_at": when, "station": str(self.identity.station),
         }
+        if card_uid is not None:
+            payload["card_uid"] = card_uid
         if valid.phone:
             payload["phone_masked"] = phone_masked
             payload["phone_sealed"] = self.keys.seal(valid.phone, "phone")

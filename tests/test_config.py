@@ -532,6 +532,7 @@ BAD_FILES = [
     DEVICE + "timezone = 'Mars/Base'\nlanguage = 'zh-cn'\n[circulation]\nmax_fines = 1.001\n",
     "[device]\nid = 1\n",
     "x = = 1\n",
+    DEVICE + '[desk]\nstops = ["石门村", "柳树湾", "石门村"]\n',
     DEVICE + "[card_reader]\ncard_block = 7\n[security]\nafi_on_shelf = 0x07\nafi_on_loan = 7\n",
     '[device]\nid = "space-01"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
     "[lockers]\nlatch_pins = [9, 17]\nsensor_pins = [5, 6]\n[door]\nlatch_pin = 17\n"
@@ -887,3 +888,12 @@ def test_the_entrance_reader_needs_a_door_its_own_spi_device_and_reset_pin(
     off = text.replace("[entrance_reader]\n", "[entrance_reader]\nenabled = false\n")
     off = off.replace("card_block = 7\n", "")
     assert found(tmp_path, off) == []
+
+
+def test_a_stop_listed_twice_is_named(tmp_path: Path) -> None:
+    problems = config.check(write(tmp_path, DEVICE + '[desk]\nstops = ["石门村", "石门村"]\n'))
+    assert [(p.key, p.message_key, p.params) for p in problems] == [
+        ("desk.stops", "config.problem.duplicate", {"value": "石门村"})]
+    settings = config.load(write(tmp_path, DEVICE + '[desk]\nstops = [" 柳树湾 "]\n',
+                                 "ok.toml"))
+    assert settings.desk.stops == ("柳树湾",)

@@ -3,7 +3,6 @@ the page is told to draw for each sequence of daemon events."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 
 import pytest
@@ -12,6 +11,7 @@ from kiosk.messages import Catalogue
 from kiosk.web.account import mask_name, record_rating
 from kiosk.web.screen import Screen
 from kiosk.web.server import ESPEAK_VOICES
+from sync import db
 
 
 def started(screen: Screen, session: int = 1, card: str | None = "4311****0001") -> None:
@@ -141,14 +141,14 @@ def test_names_on_the_screen_are_masked(name: str, shown: str) -> None:
     assert mask_name(name) == shown
 
 
-def test_a_rating_outside_1_to_5_is_refused() -> None:
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE daily_stats (day TEXT, branch TEXT, metric TEXT, value INTEGER,"
-                 " PRIMARY KEY (day, branch, metric))")
+def test_a_rating_outside_1_to_5_is_refused(tmp_path) -> None:
+    cache = db.create(tmp_path / "kiosk.db")  # the real schema of daily_stats
+    conn = cache.conn
     record_rating(conn, "2026-11-25", "B", 5)
     with pytest.raises(ValueError, match="1 to 5"):
         record_rating(conn, "2026-11-25", "B", 6)
     assert conn.execute("SELECT metric, value FROM daily_stats").fetchall() == [("rating.5", 1)]
+    cache.close()
 
 
 @pytest.mark.parametrize("lang", sorted(ESPEAK_VOICES))

@@ -23,7 +23,7 @@ from kiosk.app import App
 from kiosk.commands.demo import fresh, hub_db
 from kiosk.commands.run import setup_logging
 from kiosk.config.settings import DatabaseSettings, Settings
-from sync import sample
+from sync import personal, sample, sample_data
 from sync.clock import SystemClock, read
 
 FIRST_SYNC_WAIT_S = 120.0
@@ -52,8 +52,14 @@ def run_daemon_demo(app: App) -> int:
     token_file.write_text(token + "\n", encoding="ascii")
     token_file.chmod(0o600)
     with HubServer(hub_path, devices={identity.device_id: token}) as hub:
+        # The van desk works in the demo: the sample van's stops, and registering readers
+        # with a personal-data key file of the demo's own.
+        key_file = fresh(folder, "personal-data.key")
+        personal.create_key_file(key_file)
+        desk = dataclasses.replace(settings.desk, registration=True, key_file=key_file,
+                                   stops=settings.desk.stops or sample_data.VAN_STOPS)
         settings = dataclasses.replace(
-            settings, database=DatabaseSettings(db_path),
+            settings, database=DatabaseSettings(db_path), desk=desk,
             hub=dataclasses.replace(settings.hub, url=hub.url, token_file=token_file))
         daemon = Daemon(settings, db_path=db_path, create_db=True)
         try:

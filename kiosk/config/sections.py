@@ -28,7 +28,7 @@ from hardware.specs import (
     SecurityPolicy,
     TagReaderSpec,
 )
-from kiosk.config import daemon, devices, ui
+from kiosk.config import daemon, desk, devices, ui
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -192,6 +192,7 @@ SCHEMA = Schema(
         *devices.SECTIONS,
         daemon.SECTION,
         ui.SECTION,
+        desk.SECTION,
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
@@ -232,5 +233,6 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
         hub=HubSettings(**values["hub"]),
         daemon=daemon.build(values["daemon"]),
         ui=ui.build(values["ui"]),
+        desk=desk.build(values["desk"]),
         source=source,
     )

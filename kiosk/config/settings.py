@@ -12,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hardware.specs import HardwareSpec
+from kiosk.config.desk import DeskSettings
 from sync.circulation import Identity
 from sync.policy import OfflineLimits, Policy, Station
 
@@ -151,6 +152,7 @@ class Settings:
     hub: HubSettings = field(default_factory=HubSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    desk: DeskSettings = field(default_factory=DeskSettings)
     source: Path | None = None
 
     def policy(self) -> Policy:

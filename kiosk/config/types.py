@@ -172,6 +172,33 @@ class IntList(ValueType):
         return list(value)
 
 
+class StrList(ValueType):
+    """A list of distinct texts, each matching ``item`` (van stops, for instance)."""
+
+    name = "array"
+
+    def __init__(self, item: Str, *, min_items: int = 0, max_items: int = 200) -> None:
+        self.item = item
+        self.min_items, self.max_items = min_items, max_items
+
+    def convert(self, raw: object, folder: Path) -> tuple[str, ...]:
+        if not isinstance(raw, list):
+            raise wrong_type(self.name, raw)
+        _bounds(len(raw), self.min_items, self.max_items)
+        values = tuple(self.item.convert(value, folder).strip() for value in raw)
+        seen: set[str] = set()
+        for value in values:
+            if not value:
+                raise Invalid("config.problem.empty")
+            if value in seen:
+                raise Invalid("config.problem.duplicate", value=value)
+            seen.add(value)
+        return values
+
+    def to_json(self, value: tuple[str, ...]) -> list[str]:
+        return list(value)
+
+
 class Bool(ValueType):
     name = "boolean"
 

@@ -170,6 +170,7 @@ class Lend:
     card: str
     uid: str
     barcode: str
+    override_reason: str | None = None  # staff at the desk lend despite a refusal
 
 
 @dataclass(frozen=True)

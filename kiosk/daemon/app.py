@@ -36,6 +36,7 @@ from kiosk.config.settings import Settings
 from kiosk.daemon import db, health
 from kiosk.daemon.bus import EventBus
 from kiosk.daemon.control import AlreadyRunning, ControlServer, answers
+from kiosk.daemon.desk import Desk
 from kiosk.daemon.notify import Notifier
 from kiosk.daemon.pin import PinStep, PinTries
 from kiosk.daemon.session import SessionMachine
@@ -107,6 +108,7 @@ class Daemon:
         self.steps: Steps | None = None
         self.simctl: SimControl | None = None
         self.entrance: Any = None  # kiosk.daemon.entrance.Entrance, with an entrance reader
+        self.desk: Desk | None = None  # the staff desk (kiosk.daemon.desk)
         self.printer_problems: tuple[str, ...] = ()
         self.last_report: dict[str, Any] | None = None
         self.sync_waiters: list[asyncio.Future[dict[str, Any]]] = []
@@ -164,6 +166,8 @@ class Daemon:
         self.devices = await asyncio.to_thread(build, self.settings.hardware, runtime,
                                                on_change=listener, wait=DEVICE_WAIT_S)
         self._start_workers(post)
+        assert self.desk is not None
+        await self.desk.start()
         self._start_sync(loop)
         cards = self.workers["card_reader"]
         assert isinstance(cards, CardWorker)
@@ -199,6 +203,13 @@ class Daemon:
                            doors=doors if isinstance(doors, DoorWorker) else None,
                            pin=PinStep(self.writer, d.pin,
                                        PinTries(d.pin_attempts, d.pin_lockout_min * 60.0)))
+        cards = self.workers["card_reader"]
+        assert isinstance(cards, CardWorker)
+        self.desk = Desk(self.settings.desk, writer=self.writer, bus=self.bus, cards=cards,
+                         printer=printer if isinstance(printer, PrinterWorker) else None,
+                         machine=self.machine, run_steps=self.steps.run,
+                         identity=self.identity, slip_language=self.catalogue)
+        self.steps.staff = self.desk.signed_in
         if "entrance_reader" in self.workers:
             from kiosk.daemon.entrance import Entrance
 
@@ -309,6 +320,8 @@ class Daemon:
         assert self.steps is not None
         if isinstance(event, Tick):
             self._tick_pending = False
+            if self.desk is not None:
+                await self.desk.tick()
         elif isinstance(event, DeviceChanged):
             self.bus.publish("device", device=event.device, online=event.online,
                              detail=event.detail)
@@ -341,6 +354,8 @@ class Daemon:
             return
         elif isinstance(event, CardSeen):
             self.bus.publish("card_seen", card=mask_card(event.card))
+            if self.desk is not None and await self.desk.card_seen(event):
+                return
         elif isinstance(event, CardRemoved):
             self.bus.publish("card_removed")
         elif isinstance(event, TagsChanged):
@@ -354,7 +369,8 @@ class Daemon:
     async def _ticker(self) -> None:
         while True:
             await asyncio.sleep(TICK_S)
-            if not self._tick_pending and self.machine.session is not None:
+            desk = self.desk is not None and self.desk.active
+            if not self._tick_pending and (self.machine.session is not None or desk):
                 self._tick_pending = True
                 self._put(Tick())
 

@@ -37,6 +37,7 @@ from sync.clock import Clock
 from sync.db import Cache
 from sync.policy import Policy, Station
 from sync.rules import Reason
+from sync.staff import Override, StaffSession
 from sync.syncer import LAST_SYNC_KEY
 
 T = TypeVar("T")
@@ -151,10 +152,15 @@ class Writer:
 
     # -- lending at the pad, with the flag journal ---------------------------------------
 
-    def lend(self, card: str, barcode: str, uid: str) -> Outcome:
+    def lend(self, card: str, barcode: str, uid: str, *, by: StaffSession | None = None,
+             override_reason: str | None = None) -> Outcome:
         """Lend ``barcode`` to ``card``; an allowed loan commits together with its journal
         row (state ``lent``) naming tag ``uid``. Older rows of the same book go in that
-        transaction: the new loan's flag decides what its tag must say now."""
+        transaction: the new loan's flag decides what its tag must say now.
+
+        ``by``: lent at the staff desk by this staff member (audited); with
+        ``override_reason`` too, the overridable refusals are let through (see
+        :meth:`sync.circulation.Circulation.checkout`)."""
         now = _now()
 
         def journal(conn: sqlite3.Connection, first_seq: int) -> None:
@@ -168,7 +174,12 @@ class Writer:
                 (barcode, uid, card, now, self.identity.device_id, first_seq))
 
         with self._cache().hooked(journal):
-            return self._circ().checkout(card, barcode)
+            if by is None:
+                return self._circ().checkout(card, barcode)
+            if override_reason is not None:
+                return self._circ().checkout(card, barcode, Station.DESK,
+                                             override=Override(by, override_reason))
+            return self._circ().checkout(card, barcode, Station.DESK, by=by)
 
     def flag_confirmed(self, txn_id: str) -> None:
         """The tag of loan ``txn_id`` read back "on loan": its journal row goes."""
@@ -194,11 +205,15 @@ class Writer:
             conn.execute("DELETE FROM flag_pending WHERE checkout_txn = ? AND state = 'undone'",
                          (txn_id,))
 
-    def give_back(self, barcode: str, station: Station = Station.KIOSK) -> Outcome:
+    def give_back(self, barcode: str, station: Station = Station.KIOSK, *,
+                  by: StaffSession | None = None) -> Outcome:
         """A return (the flag is set afterwards, at the pad). A committed return ends the
-        book's journal rows: a returned book with an on-loan flag is harmless."""
+        book's journal rows: a returned book with an on-loan flag is harmless. ``by``:
+        taken back at the staff desk by this staff member (audited)."""
+        if by is not None:
+            station = Station.DESK
         return self._superseding(barcode, "checkin",
-                                 lambda: self._circ().checkin(barcode, station))
+                                 lambda: self._circ().checkin(barcode, station, by=by))
 
     def forget_stale(self) -> int:
         """Delete journal rows that no longer say anything about a tag (their loan was

@@ -67,6 +67,7 @@ from kiosk.daemon.state import (
     CardSeen,
     Finish,
     Mode,
+    OverrideLend,
     PadBook,
     Pickup,
     PinEntered,
@@ -247,6 +248,20 @@ class SessionMachine:
             return refuse("daemon.pickup.no_locker", title=hold.title)
         held.state = "opening"
         return [OpenLocker(session.id, session.card, hold_id, hold.slot)]
+
+    def _override_lend(self, event: OverrideLend, now: float) -> list[Action]:
+        """Try a refused loan again with staff's override (the desk checks that staff are
+        signed in; the rules check what may be overridden)."""
+        session = self.session
+        if session is None or session.card is None:
+            return []
+        book = next((b for b in session.books.values() if b.barcode == event.barcode
+                     and b.kind == "lend" and b.state == "refused"), None)
+        if book is None or book.uid not in self.on_pad:
+            return []
+        session.last_activity, session.warned = now, False
+        book.state, book.message_key, book.params = "pending", "", {}
+        return [Lend(session.id, session.card, book.uid, book.barcode, event.reason)]
 
     def _pin_entered(self, event: PinEntered, now: float) -> list[Action]:
         session = self.session
@@ -484,6 +499,7 @@ _HANDLERS: dict[type, Any] = {
     SetMode: SessionMachine._set_mode,
     Pickup: SessionMachine._pickup,
     PinEntered: SessionMachine._pin_entered,
+    OverrideLend: SessionMachine._override_lend,
     PinChecked: SessionMachine._pin_checked,
     HoldsFound: SessionMachine._holds_found,
     PickedUp: SessionMachine._picked_up,

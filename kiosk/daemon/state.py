@@ -168,5 +168,15 @@ class PinEntered:
     kind = "pin_entered"
 
 
+@dataclass(frozen=True)
+class OverrideLend:
+    """Staff at the desk lend a book the rules refused, giving ``reason`` (see
+    :class:`sync.staff.Override`): the book on the pad is tried again with the override."""
+
+    barcode: str
+    reason: str
+    kind = "override_lend"
+
+
 DeviceEvent = (CardSeen | CardRemoved | EntryCardSeen | TagsChanged | DoorChanged | DoorAlarm
                | PrinterStatusChanged | DeviceChanged | SyncStateChanged)

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from drivers.errors import DriverError
@@ -40,6 +41,7 @@ from kiosk.daemon.actions import (
     OpenLocker,
     PickedUp,
     PickupFailed,
+    PinChecked,
     ReadyHold,
     ReceiptPlan,
     Result,
@@ -61,6 +63,7 @@ from sync import stats as daily_stats
 from sync.circulation import Identity
 from sync.errors import CacheError
 from sync.policy import Station
+from sync.staff import OverrideNotAllowed, StaffSession
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +87,10 @@ class Steps:
                  printer: PrinterWorker | None, bus: EventBus, *, identity: Identity,
                  security: SecurityPolicy, receipt_language: Catalogue,
                  online: Callable[[], bool] = lambda: False,
-                 doors: DoorWorker | None = None, pin: PinStep | None = None) -> None:
+                 doors: DoorWorker | None = None, pin: PinStep | None = None,
+                 staff: Callable[[], StaffSession | None] = lambda: None) -> None:
         self.machine = machine
+        self.staff = staff  # the staff member signed in at the desk, if any
         self.pin = pin or PinStep(writer, "off", PinTries())
         self.writer = writer
         self.tags = tags
@@ -127,6 +132,8 @@ class Steps:
         if isinstance(action, OpenLocker):
             return await self._open_locker(action)
         if isinstance(action, AskPin):
+            if self.staff() is not None:  # at the desk, staff vouch for the card holder
+                return PinChecked(action.session, True, needed=False)
             return await self.pin.ask(action)
         if isinstance(action, VerifyPin):
             return await self.pin.verify(action)
@@ -151,10 +158,14 @@ class Steps:
         if not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
         try:
-            outcome = await self.writer.run(self.writer.lend, action.card, action.barcode,
-                                            action.uid)
+            outcome = await self.writer.run(partial(
+                self.writer.lend, action.card, action.barcode, action.uid, by=self.staff(),
+                override_reason=action.override_reason))
         except CacheError as exc:
             return StepFailed(action.uid, action.barcode, exc.message_key, dict(exc.params))
+        except OverrideNotAllowed as exc:
+            return LoanRefused(action.uid, action.barcode, action.barcode, exc.message_key,
+                               {k: str(v) for k, v in exc.params.items()})
         params = outcome.params()
         if not outcome.allowed:
             return LoanRefused(action.uid, action.barcode, params["title"],
@@ -196,7 +207,8 @@ class Steps:
         if not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
         try:
-            outcome = await self.writer.run(self.writer.give_back, action.barcode)
+            outcome = await self.writer.run(partial(self.writer.give_back, action.barcode,
+                                                    by=self.staff()))
         except CacheError as exc:
             return StepFailed(action.uid, action.barcode, exc.message_key, dict(exc.params))
         d, params = outcome.decision, outcome.params()

@@ -29,6 +29,7 @@ from drivers.errors import DriverError
 from hardware.build import Devices
 from hardware.pad import read_book
 from hardware.roles import (
+    CardInField,
     CardReader,
     DeviceOffline,
     Door,
@@ -190,6 +191,7 @@ class CardWorker(Worker):
         super().__init__(name, post, poll_interval=poll_interval, stall_after=stall_after)
         self.reader = reader
         self.present: str | None = None
+        self.card: CardInField | None = None  # the card of ``present`` (for writing it)
         self._misses = 0
         self._attempts: dict[str, int] = {}
 
@@ -198,7 +200,7 @@ class CardWorker(Worker):
         if card is None:
             self._misses += 1
             if self.present is not None and self._misses >= MISSES_BEFORE_GONE:
-                gone, self.present = self.present, None
+                gone, self.present, self.card = self.present, None, None
                 self._attempts.clear()
                 self.removed(gone)
             return
@@ -213,7 +215,7 @@ class CardWorker(Worker):
             if tries < CARD_READ_ATTEMPTS:
                 return
             number = None
-        self.present = uid
+        self.present, self.card = uid, card
         self._attempts.pop(uid, None)
         self.seen(number or uid, uid)
 

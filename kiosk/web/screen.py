@@ -8,7 +8,8 @@ always agree. Texts are message keys with their parameters, drawn in the page's 
 Screens: ``idle`` (attract: tap your card, or return books), ``session`` (a patron's card,
 or anonymous returns: the lines of the books placed), ``done`` (the session ended: the
 receipt's fate, the lines once more, and the rating question), back to ``idle`` after
-``done_s`` seconds or a tap.
+``done_s`` seconds or a tap. ``desk`` (not None while a staff card is asking for its PIN or
+staff are signed in) is the staff desk's own view, drawn instead of the patron's screens.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class Screen:
         self.warning: dict[str, Any] | None = None
         self.done: dict[str, Any] | None = None
         self.entry: dict[str, Any] | None = None
+        self.desk: dict[str, Any] | None = None  # the staff desk (kiosk.daemon.desk)
         self._done_at: float | None = None
 
     # -- events ----------------------------------------------------------------------------
@@ -248,6 +250,9 @@ class Screen:
         line.params = {"slot": event.get("slot") or ""}
         return True
 
+    def _on_desk(self, event: dict[str, Any]) -> None:
+        self.desk = event.get("desk")
+
     def _on_entry(self, event: dict[str, Any]) -> None:
         self.entry = {"ok": True, "mono": event.get("mono")}
 
@@ -297,5 +302,5 @@ class Screen:
         return copy.deepcopy({
             "version": self.version, "screen": screen, "daemon": self.daemon,
             "printer_problems": self.printer_problems, "door_alarm": self.door_alarm,
-            "session": session, "done": self.done, "entry": self.entry,
+            "session": session, "done": self.done, "entry": self.entry, "desk": self.desk,
         })

@@ -16,6 +16,7 @@ build step); everything it draws comes from the server:
 ``POST /api/rating``      ``{"session", "score"}``: the 1-5 rating after a session
 ``POST /api/pin``         ``{"pin"}``: the card's PIN, when the daemon asks for one
 ``POST /api/speak``       ``{"text", "lang"}``: say it aloud (espeak-ng), when speech is on
+``POST /api/desk/ACTION`` the staff desk (:mod:`kiosk.web.desk_api`): signed-in staff only
 
 It listens on loopback by default and answers only requests whose Host is this machine
 (no DNS rebinding), and only JSON posts (no cross-site form can send those without asking).
@@ -45,7 +46,7 @@ from starlette.staticfiles import StaticFiles
 from kiosk.config.settings import UiSettings
 from kiosk.daemon.state import Finish, Mode, Pickup, PinEntered, SetMode
 from kiosk.messages import DEFAULT_LANGUAGE, available, texts
-from kiosk.web import account
+from kiosk.web import account, desk_api
 from kiosk.web.screen import Screen
 from sync.errors import CacheError
 from sync.pins import valid_pin
@@ -194,6 +195,7 @@ class WebUI:
             Route("/api/rating", self._rating, methods=["POST"]),
             Route("/api/pin", self._pin, methods=["POST"]),
             Route("/api/speak", self._speak, methods=["POST"]),
+            Route("/api/desk/{action}", self._desk, methods=["POST"]),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
         return Starlette(routes=routes,
@@ -255,6 +257,10 @@ class WebUI:
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store",
                                           "X-Accel-Buffering": "no"})
+
+    async def _desk(self, request: Request) -> Response:
+        return await desk_api.handle(self.daemon.desk, request.path_params["action"],
+                                     await _json(request))
 
     async def _press(self, request: Request) -> Response:
         body = await _json(request)
