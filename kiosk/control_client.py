@@ -150,13 +150,23 @@ def _result(answer: dict[str, Any]) -> Any:
                       dict(error.get("params") or {}))
 
 
-def daemon_for(app: Any, *, db: bool = True) -> ControlClient | None:
+def daemon_for(app: Any, *, db: bool = True, say: bool = True) -> ControlClient | None:
     """A client of the daemon serving this command's config, or None when none runs.
+
+    With ``say`` the command tells its reader which it is (:meth:`kiosk.app.App.note_route`);
+    commands that say it in their own words pass False.
 
     With ``db``, a command given ``--db FILE`` for another database than the daemon's works
     on that file directly (an offline copy, a backup); the daemon's own database always goes
     through the daemon, which owns it.
     """
+    client = _daemon_for(app, db)
+    if say and hasattr(app, "note_route"):
+        app.note_route(client is not None)
+    return client
+
+
+def _daemon_for(app: Any, db: bool) -> ControlClient | None:
     path = app.settings().daemon.control_socket
     explicit = getattr(app.args, "db", None) if db else None
     try:

@@ -125,3 +125,16 @@ def world(tmp_path: Path, clock: ManualClock):
     w = build_world(tmp_path / "kiosk.db", clock)
     yield w
     w.cache.close()
+
+
+@pytest.fixture
+def folder():
+    """A short private folder with a simulated kiosk's world database (``kiosk.db``) and its
+    config (``kiosk.toml``, control socket inside): see :mod:`tests.daemon_helpers`."""
+    from tests.daemon_helpers import make_world, remove_tree, short_dir, write_config
+
+    path = short_dir()
+    make_world(path / "kiosk.db")
+    write_config(path, path / "kiosk.db")
+    yield path
+    remove_tree(path)

@@ -294,3 +294,13 @@ class NotifySocket:
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
+
+
+def kiosk(capsys: Any, folder: Path, *args: str) -> tuple[int, str, str]:
+    """``kiosk --lang en --config FOLDER/kiosk.toml ARGS`` in this process: (exit code,
+    stdout, stderr)."""
+    from kiosk.cli import main
+
+    code = main(["--lang", "en", "--config", str(folder / "kiosk.toml"), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err

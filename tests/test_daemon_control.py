@@ -17,34 +17,17 @@ from tests.daemon_helpers import (
     BOOKS,
     CARDS,
     ROOT,
-    make_world,
-    remove_tree,
+    kiosk,
     running,
     settings_for,
-    short_dir,
     write_config,
 )
-
-
-@pytest.fixture
-def folder():
-    path = short_dir()
-    make_world(path / "kiosk.db")
-    write_config(path, path / "kiosk.db")
-    yield path
-    remove_tree(path)
 
 
 @pytest.fixture
 def daemon(folder):
     with running(settings_for(folder / "kiosk.toml")) as k:
         yield k
-
-
-def kiosk(capsys, folder, *args: str) -> tuple[int, str, str]:
-    code = main(["--lang", "en", "--config", str(folder / "kiosk.toml"), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def raw(folder, *lines: bytes, read: int = 1) -> list[dict]:

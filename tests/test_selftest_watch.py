@@ -7,28 +7,13 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from kiosk.cli import main
 from tests.daemon_helpers import (
     ROOT,
     kiosk_env,
-    make_world,
-    remove_tree,
     running,
     settings_for,
-    short_dir,
-    write_config,
 )
-
-
-@pytest.fixture
-def folder():
-    path = short_dir()
-    make_world(path / "kiosk.db")
-    write_config(path, path / "kiosk.db")
-    yield path
-    remove_tree(path)
 
 
 def test_watch_shows_a_reader_going_away_and_coming_back(folder):

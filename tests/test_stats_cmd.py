@@ -8,37 +8,16 @@ import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from kiosk.cli import main
 from kiosk.daemon.state import Finish
 from tests.daemon_helpers import (
     BOOKS,
     CARDS,
-    make_world,
-    remove_tree,
+    kiosk,
     running,
     settings_for,
-    short_dir,
-    write_config,
 )
 
 BRANCH = "CN-431121-0002"
-
-
-@pytest.fixture
-def folder():
-    path = short_dir()
-    make_world(path / "kiosk.db")
-    write_config(path, path / "kiosk.db")
-    yield path
-    remove_tree(path)
-
-
-def kiosk(capsys, folder, *args: str) -> tuple[int, str, str]:
-    code = main(["--lang", "en", "--config", str(folder / "kiosk.toml"), *args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def today() -> str:

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
 
 def gather(app: App) -> dict[str, Any]:
     """The status as a dict (``daemon`` is ``running`` or ``not_running``)."""
-    client = daemon_for(app, db=False)
+    client = daemon_for(app, db=False, say=False)
     if client is not None:
         with client:
             return client.request("status")
