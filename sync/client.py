@@ -39,14 +39,16 @@ HUB_TIME_HEADER = "X-Hub-Time-Ns"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def _version() -> str:
+def software_version() -> str:
+    """This software's version from the installed package's metadata ("dev" when it runs
+    from a source tree that was never installed)."""
     try:
         return metadata.version("library-kiosk")
     except metadata.PackageNotFoundError:
         return "dev"
 
 
-USER_AGENT = f"library-kiosk/{_version()}"
+USER_AGENT = f"library-kiosk/{software_version()}"
 
 
 # -- errors ------------------------------------------------------------------------------
@@ -446,6 +448,12 @@ class HubClient:
                           what="card-ranges")
         return self._json(resp, "card-ranges", ("range_id", "prefix", "first_number",
                                                 "last_number"))
+
+    def put_stats(self, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT the device's daily figures (``DailyStats``) of some days: absolute values, so
+        sending the same days again changes nothing."""
+        resp = self._send("PUT", self._path("stats"), body=body, what="stats")
+        return self._json(resp, "stats", ("days", "hub_time_ns"))
 
     def heartbeat(self, body: dict[str, Any]) -> int:
         """POST heartbeat; returns the hub's time."""

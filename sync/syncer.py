@@ -25,14 +25,16 @@ import contextlib
 import json
 import logging
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
-from sync import feeds, outbox
+from sync import cardnumbers, feeds, migrations, outbox, stats, stops
 from sync.client import (
     ClockAnchor,
     CursorExpired,
@@ -40,7 +42,9 @@ from sync.client import (
     HubError,
     HubUnreachable,
     encode_body,
+    software_version,
 )
+from sync.clock import read
 from sync.db import Cache
 
 log = logging.getLogger(__name__)
@@ -48,6 +52,9 @@ T = TypeVar("T")
 
 INFLIGHT_KEY = "sync.push.inflight"
 LAST_SYNC_KEY = "sync.last"
+LAST_OK_KEY = "sync.last_ok"  # when push and pull last both reached their end
+STATS_SENT_KEY = "sync.stats.acked"  # {day: digest} of the daily figures the hub holds
+STATS_DAYS_PER_PUT = 31
 MAX_ANCHORS = 16
 
 
@@ -65,6 +72,11 @@ class SyncOptions:
     probe_interval_s: float = 15.0
     snapshot_batch_rows: int = 5000
     heartbeat: bool = True
+    stats: bool = True
+    # Card numbers to lease from the hub when this device's run low (0: it issues no cards).
+    card_range_size: int = 0
+    # The kiosk's days (of its daily figures); the county's zone unless the caller says.
+    timezone: ZoneInfo = field(default_factory=lambda: stats.COUNTY_TZ)
 
 
 @dataclass
@@ -82,6 +94,8 @@ class SyncReport:
     bootstrapped: bool = False
     snapshot_rows: int = 0
     flagged: list[dict[str, Any]] = field(default_factory=list)
+    stats_days: int = 0
+    heartbeats: int = 0
     queue_depth: int = 0
     retries: int = 0
     error: HubError | None = None
@@ -131,8 +145,10 @@ class Syncer:
     """Push then pull for one device on one cache, over one :class:`HubClient`.
 
     ``status`` (optional) returns extra heartbeat fields (``state``, ``devices``,
-    ``counters``...) from the daemon. The syncer owns no thread: call :meth:`run_once`, or
-    :meth:`run_forever` from the daemon's sync worker thread.
+    ``printer``, ``alerts``...) from the daemon; it is called on the syncer's thread. The
+    syncer owns no thread: call :meth:`run_once`, or :meth:`run_forever` from the daemon's
+    sync worker thread. A heartbeat goes out after every sync (so every
+    ``sync_interval_s``), and at once, alone, after :meth:`request_heartbeat`.
     """
 
     def __init__(self, cache: Cache, client: HubClient, *, options: SyncOptions | None = None,
@@ -147,7 +163,10 @@ class Syncer:
         self._anchors: dict[str, ClockAnchor] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._sync_asked = False
+        self._beat_asked = False
         self.online = False
+        self.last_ok_at: str | None = None
         client.on_anchor = self._record_anchor
 
     def __repr__(self) -> str:
@@ -157,7 +176,28 @@ class Syncer:
 
     def request_sync(self) -> None:
         """Ask :meth:`run_forever` to sync now (new events, or the technician asked)."""
+        self._sync_asked = True
         self._wake.set()
+
+    def request_heartbeat(self) -> None:
+        """Ask :meth:`run_forever` for a heartbeat now (the kiosk's state or an alert
+        changed); safe from any thread. Between syncs only the heartbeat is sent."""
+        self._beat_asked = True
+        self._wake.set()
+
+    def _idle(self, seconds: float) -> None:
+        """Wait ``seconds`` between syncs: return early when a sync is asked; send a
+        heartbeat alone (and wait on) when only a heartbeat is."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._pause(left, wakeable=True)
+            if self._sync_asked or not self._beat_asked:
+                return
+            self._beat_asked = False
+            try:
+                self.heartbeat()
+            except HubError as exc:
+                log.info("hub: heartbeat failed: %s", exc)
 
     def _pause(self, seconds: float, wakeable: bool = False) -> None:
         deadline = time.monotonic() + seconds
@@ -333,20 +373,88 @@ class Syncer:
 
     # -- heartbeat -----------------------------------------------------------------------
 
-    def heartbeat(self, report: SyncReport) -> None:
+    def heartbeat(self, report: SyncReport | None = None) -> None:
+        """Send the device's status (docs/hub-api.yaml ``Heartbeat``): queue depth, last
+        successful sync, clock offset, versions, free disk, the van stop, and what
+        :attr:`status` adds (the daemon's state, devices, printer paper and open alerts)."""
         clock = self.client.clock
+        with self.cache.snapshot() as conn:
+            depth = outbox.depth(conn)
+            stop = stops.current(conn)
+            schema = max(migrations.applied(conn), default=0)
+            row = conn.execute("SELECT value FROM local_state WHERE key = ?",
+                               (LAST_OK_KEY,)).fetchone()
         body: dict[str, Any] = {
             "device_id": self.device_id, "sent_at_ns": clock.wall_ns(),
-            "queue_depth": report.queue_depth, "clock_synced": clock.synchronised(),
+            "queue_depth": depth, "clock_synced": clock.synchronised(),
+            "version": software_version(),
+            "versions": {"software": software_version(), "schema": schema},
+            "last_sync_at": self.last_ok_at or (row[0] if row else None),
+            "stop": stop,
         }
+        with contextlib.suppress(OSError):
+            body["disk_free_bytes"] = shutil.disk_usage(
+                self.cache.path.resolve().parent).free
         anchor = self.client.last_anchor
         if anchor is not None:
             body["anchors"] = [anchor.as_dict()]
             body["clock_offset_ns"] = clock.wall_ns() - (
                 anchor.hub_time_ns + clock.monotonic_ns() - anchor.mono_ns)
         if self.status is not None:
-            body.update(self.status())
+            try:
+                body.update(self.status())
+            except Exception:  # the daemon's part failing must not stop the sync worker
+                log.exception("heartbeat: the daemon's status failed; sent without it")
         self.client.heartbeat(body)
+        if report is not None:
+            report.heartbeats += 1
+
+    # -- daily figures ---------------------------------------------------------------------
+
+    def push_stats(self, report: SyncReport) -> None:
+        """Send the daily figures of every day changed since the hub last acknowledged it,
+        as absolute values (the hub replaces the device's figures of each day sent), at most
+        :data:`STATS_DAYS_PER_PUT` days a request. Sending a day again is harmless."""
+        tz = self.options.timezone
+        while True:
+            with self.cache.snapshot() as conn:
+                row = conn.execute("SELECT value FROM local_state WHERE key = ?",
+                                   (STATS_SENT_KEY,)).fetchone()
+                acked: dict[str, str] = json.loads(row[0]) if row else {}
+                digests = stats.day_digests(conn)
+                days = stats.changed_days(digests, acked)[:STATS_DAYS_PER_PUT]
+                if not days:
+                    return
+                body = {"device_id": self.device_id,
+                        "days": [{"day": d, "figures": stats.day_figures(conn, d, tz)}
+                                 for d in days]}
+            self._retrying(lambda b=body: self.client.put_stats(b), report)
+            report.stats_days += len(days)
+            with self.cache.transaction() as conn:
+                row = conn.execute("SELECT value FROM local_state WHERE key = ?",
+                                   (STATS_SENT_KEY,)).fetchone()
+                acked = json.loads(row[0]) if row else {}
+                # The digest read with the figures sent: a figure counted meanwhile makes
+                # the day differ again, and it goes with the next sync.
+                acked.update({d: digests[d] for d in days})
+                conn.execute("INSERT OR REPLACE INTO local_state (key, value) VALUES (?, ?)",
+                             (STATS_SENT_KEY, json.dumps(acked, sort_keys=True)))
+
+    # -- card numbers ----------------------------------------------------------------------
+
+    def lease_cards(self, report: SyncReport) -> bool:
+        """Lease a new range of card numbers when this device's are running low (the
+        registration desk warns at the same point), and pull it at once. Whether it
+        leased."""
+        today = read(self.client.clock).local_date(self.options.timezone)
+        with self.cache.snapshot() as conn:
+            left = cardnumbers.supply(conn, today)
+        if left.state is cardnumbers.SupplyState.OK:
+            return False
+        self._retrying(lambda: self.client.lease_card_range(self.options.card_range_size),
+                       report)
+        self.pull(report)
+        return True
 
     # -- the whole exchange ----------------------------------------------------------------
 
@@ -358,13 +466,20 @@ class Syncer:
             if self.client.clock.boot_id() not in self._known_boots():
                 # One cheap exchange first, so the first batch carries this boot's anchor.
                 self._retrying(self.client.health, report)
+            self._sync_asked = self._beat_asked = False
             try:
                 self.push(report)
+                if self.options.stats:
+                    self.push_stats(report)
             except HubError as exc:
                 if exc.retryable or isinstance(exc, HubUnreachable):
                     raise
                 report.error = exc  # e.g. a refused batch: the feed may still come down
             self.pull(report)
+            if self.options.card_range_size and report.error is None:
+                self.lease_cards(report)
+            if report.error is None:
+                self.last_ok_at = datetime.now(UTC).isoformat(timespec="seconds")
             if self.options.heartbeat:
                 with contextlib.suppress(HubError):
                     self.heartbeat(report)
@@ -376,6 +491,9 @@ class Syncer:
             self._flush_anchors(conn)
             report.queue_depth = outbox.depth(conn)
             report.seconds = time.monotonic() - started
+            if report.ok and self.last_ok_at is not None:
+                conn.execute("INSERT OR REPLACE INTO local_state (key, value) VALUES (?, ?)",
+                             (LAST_OK_KEY, self.last_ok_at))
             conn.execute("INSERT OR REPLACE INTO local_state (key, value) VALUES (?, ?)",
                          (LAST_SYNC_KEY, json.dumps({
                              "at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -403,7 +521,7 @@ class Syncer:
                     on_report(report)
                 if report.ok:
                     failures.reset()
-                    self._pause(self.options.sync_interval_s, wakeable=True)
+                    self._idle(self.options.sync_interval_s)
                 elif isinstance(report.error, HubUnreachable):
                     self.online = False
                     self._wait_for_link()
@@ -429,13 +547,19 @@ def unacked_events(conn: Any, device_id: str, limit: int) -> list[outbox.Event]:
     another device id (a renamed device) cannot be sent with this device's token."""
     rows = conn.execute(
         "SELECT device_id, seq, txn_id, kind, boot_id, mono_ns, wall_ns, clock_synced, hlc,"
-        " payload, acked_at FROM outbox WHERE device_id = ? AND acked_at IS NULL"
+        " payload, acked_at, stop FROM outbox WHERE device_id = ? AND acked_at IS NULL"
         " ORDER BY seq LIMIT ?", (device_id, int(limit))).fetchall()
     return [outbox.Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), r[8],
-                         json.loads(r[9]), r[10]) for r in rows]
+                         json.loads(r[9]), r[10], r[11]) for r in rows]
 
 
 def _wire_event(e: outbox.Event) -> dict[str, Any]:
-    return {"txn_id": e.txn_id, "seq": e.seq, "kind": e.kind, "boot_id": e.boot_id,
+    wire = {"txn_id": e.txn_id, "seq": e.seq, "kind": e.kind, "boot_id": e.boot_id,
             "mono_ns": e.mono_ns, "wall_ns": e.wall_ns, "clock_synced": e.clock_synced,
             "hlc": e.hlc, "payload": e.payload}
+    # Only when there is one: an event of a fixed branch keeps the bytes it had before
+    # stops existed, so a batch sent by an older release and resent by this one still
+    # matches its Idempotency-Key.
+    if e.stop is not None:
+        wire["stop"] = e.stop
+    return wire

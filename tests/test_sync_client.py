@@ -404,3 +404,46 @@ def test_tls_is_verified_against_the_configured_ca(tmp_path: Path, cache: db.Cac
         with HubClient(hub.url, DEVICE, TOKEN, clock=clock, ca_file=certs.ca) as client:
             report = Syncer(cache, client, options=FAST).run_once()
             assert report.error is not None and not report.ok
+
+
+# -- card numbers for registering devices ------------------------------------------------------
+
+
+def _ranges(cache: db.Cache) -> list[tuple[str, int, int]]:
+    with cache.snapshot() as conn:
+        return conn.execute("SELECT prefix, first_number, last_number FROM card_ranges"
+                            " ORDER BY first_number").fetchall()
+
+
+def test_a_registering_device_leases_card_numbers_and_two_never_overlap(tmp_path: Path
+                                                                       ) -> None:
+    """A device that registers readers leases a range when it has too few numbers left,
+    pulls it at once, and stops leasing while it has enough; a second van's range never
+    overlaps the first's, so two vans never issue the same card number."""
+    from dataclasses import replace
+
+    from sync import cardnumbers
+
+    other, other_token = "van-02", "van-02-token-0123456789"
+    options = replace(FAST, card_range_size=100)
+    with HubServer(tmp_path / "hub.db", sample="small",
+                   devices={DEVICE: TOKEN, other: other_token}) as hub:
+        first, second = db.create(tmp_path / "a.db"), db.create(tmp_path / "b.db")
+        try:
+            with client_for(hub.url) as client:
+                syncer = Syncer(first, client, options=options)
+                assert syncer.run_once().ok
+                assert len(_ranges(first)) == 1
+                assert syncer.run_once().ok  # 100 left of 100: enough, no second lease
+                assert len(_ranges(first)) == 1
+            with client_for(hub.url, device=other, token=other_token) as client:
+                assert Syncer(second, client, options=options).run_once().ok
+            (_, a_first, a_last), = _ranges(first)
+            (_, b_first, b_last), = _ranges(second)
+            assert a_last - a_first + 1 == b_last - b_first + 1 == 100
+            assert a_last < b_first or b_last < a_first
+            with first.snapshot() as conn:
+                assert cardnumbers.supply(conn, NOON_ISH.date()).left == 100
+        finally:
+            first.close()
+            second.close()

@@ -74,6 +74,10 @@ DEVICE_WAIT_S = 2.0  # how long start waits for each device before it goes on wi
 STOP_WAIT_S = 10.0  # for the event in progress when a stop is asked
 
 
+# Card numbers leased from the hub at a time when those of a registering device run low.
+CARD_RANGE_SIZE = 1000
+
+
 class Daemon:
     """The daemon of ``settings``. ``db_path`` overrides ``[database] path``; ``environ``
     (the process environment by default) is where ``NOTIFY_SOCKET`` and ``WATCHDOG_USEC``
@@ -225,7 +229,9 @@ class Daemon:
         self.sync = SyncWorker.open(
             self.settings.hub, self.identity.device_id, self.db_path,
             on_report=_threadsafe(loop, self._sync_report), status=self._heartbeat,
-            stall_after=float(self.settings.daemon.worker_stall_s))
+            stall_after=float(self.settings.daemon.worker_stall_s),
+            card_range_size=CARD_RANGE_SIZE if self.settings.desk.registration else 0,
+            timezone=self.identity.timezone)
         self.sync.start()
 
     async def stop(self) -> None:
@@ -326,12 +332,14 @@ class Daemon:
             self.bus.publish("device", device=event.device, online=event.online,
                              detail=event.detail)
             self._update_state()
+            self._beat()
             if event.device == "tag_reader" and event.online:
                 await self._reconcile(await self._tags_on_pad())
             return
         elif isinstance(event, PrinterStatusChanged):
             self.printer_problems = event.problems
             self.bus.publish("printer", problems=list(event.problems))
+            self._beat()
             return
         elif isinstance(event, DoorChanged):
             self.bus.publish("door", name=event.name, open=event.is_open)
@@ -342,6 +350,7 @@ class Daemon:
                                  message_key="device.door_left_open", params={"device": event.name})
             else:
                 self.bus.publish("door_alarm_cleared", name=event.name)
+            self._beat()
             return
         elif isinstance(event, EntryCardSeen):
             self.bus.publish("entry_card_seen", card=mask_card(event.card))
@@ -422,6 +431,7 @@ class Daemon:
                          offline=self.offline_devices() if serving else [])
         if state not in (DaemonState.STARTING, DaemonState.STOPPING):
             self.notifier.status(self._status_text())
+        self._beat()
 
     def _status_text(self) -> str:
         offline = self.offline_devices()
@@ -433,9 +443,35 @@ class Daemon:
         return bool(self.sync is not None and self.sync.online)
 
     def _heartbeat(self) -> dict[str, Any]:
-        # Called on the sync thread: reads only plain attributes.
-        return {"state": str(self.state), "devices": {
-            name: bool(d["online"]) for name, d in self.device_status().items()}}
+        """The daemon's part of the heartbeat (docs/hub-api.yaml ``Heartbeat``): its state,
+        each device online or not and why, the printer's paper, and the open alerts (door
+        left open, paper out, device offline). Called on the sync thread: reads only plain
+        attributes (each replaced whole by its owner, never changed in place)."""
+        devices = self.device_status()
+        printer = self.workers.get("printer")
+        doors = self.workers.get("doors")
+        problems = self.printer_problems
+        alerts = [{"code": "device_offline", "device": name, "detail": str(d["detail"] or "")}
+                  for name, d in devices.items() if not d["online"]]
+        left_open = set(doors.alarms) if isinstance(doors, DoorWorker) else set()
+        if devices.get("door", {}).get("left_open"):
+            left_open.add("door")
+        alerts += [{"code": "door_left_open", "device": name} for name in sorted(left_open)]
+        if "paper_out" in problems:
+            alerts.append({"code": "paper_out", "device": "printer"})
+        body: dict[str, Any] = {
+            "state": str(self.state), "branch": self.identity.branch, "alerts": alerts,
+            "devices": {name: {"online": bool(d["online"]), "detail": str(d["detail"] or "")}
+                        for name, d in devices.items()}}
+        if isinstance(printer, PrinterWorker):
+            paper = "out" if "paper_out" in problems else getattr(printer, "paper", "unknown")
+            body["printer"] = {"paper": paper, "problems": list(problems)}
+        return body
+
+    def _beat(self) -> None:
+        """A state or an alert changed: the hub hears it now, not at the next sync."""
+        if self.sync is not None:
+            self.sync.request_heartbeat()
 
     def _sync_report(self, report: Any) -> None:
         data = report.as_dict()

@@ -111,7 +111,12 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
 
     async def stats(args: dict[str, Any]) -> dict[str, Any]:
         writer = _writer(daemon)
-        return await _db(writer.run(writer.read, daily_stats.report, _text(args, "since")))
+        by = args.get("by") or "day"
+        if by not in ("day", "stop"):
+            raise ControlError("bad_arguments", "daemon.control.bad_arguments",
+                               detail="by is day or stop")
+        return await _db(writer.run(writer.read, lambda conn, since: daily_stats.report(
+            conn, since, by=by, tz=daemon.identity.timezone), _text(args, "since")))
 
     async def pending(args: dict[str, Any]) -> list[dict[str, Any]]:
         writer = _writer(daemon)

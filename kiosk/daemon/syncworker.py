@@ -9,12 +9,14 @@ it waits on purpose and is healthy.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from kiosk.commands.sync_cmd import options
 from kiosk.config.settings import HubSettings
@@ -46,7 +48,8 @@ class SyncWorker:
     def __init__(self, hub: HubSettings, device_id: str, cache: Cache, *,
                  on_report: Callable[[SyncReport], None],
                  status: Callable[[], dict[str, Any]] | None = None,
-                 stall_after: float = 30.0) -> None:
+                 stall_after: float = 30.0, card_range_size: int = 0,
+                 timezone: ZoneInfo | None = None) -> None:
         if hub.token_file is None:
             raise ValueError("[hub] url is set but token_file is not")
         self.client = WatchedHubClient(
@@ -54,7 +57,9 @@ class SyncWorker:
             ca_file=hub.ca_file, client_cert=hub.client_cert, client_key=hub.client_key,
             timeout=(hub.connect_timeout_ms / 1000, hub.read_timeout_ms / 1000))
         self.cache = cache
-        self.syncer = Syncer(cache, self.client, options=options(hub), status=status)
+        chosen = options(hub)
+        self.syncer = Syncer(cache, self.client, status=status, options=dataclasses.replace(
+            chosen, card_range_size=card_range_size, timezone=timezone or chosen.timezone))
         # One request may take its connect timeout plus a read timeout per chunk; a bound
         # well above that still catches a thread stuck for good.
         self.stall_after = (hub.connect_timeout_ms + 2 * hub.read_timeout_ms) / 1000 + stall_after
@@ -81,6 +86,10 @@ class SyncWorker:
 
     def request_sync(self) -> None:
         self.syncer.request_sync()
+
+    def request_heartbeat(self) -> None:
+        """Send a heartbeat now (state or alerts changed); safe from any thread."""
+        self.syncer.request_heartbeat()
 
     def healthy(self, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now

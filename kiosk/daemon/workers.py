@@ -299,13 +299,19 @@ class PrinterWorker(Worker):
         super().__init__("printer", post, poll_interval=poll_interval, stall_after=stall_after)
         self.printer = printer
         self.problems: tuple[str, ...] | None = None
+        # The roll as last read: ok, low (near-end sensor), out, or unknown (no answer);
+        # a plain attribute, read by the heartbeat on the sync thread.
+        self.paper = "unknown"
 
     def poll(self) -> None:
         try:
-            problems = tuple(self.printer.status().problems)
+            status = self.printer.status()
         except DeviceOffline:
             self.problems = None  # posted again once it is back
+            self.paper = "unknown"
             raise
+        problems = tuple(status.problems)
+        self.paper = "out" if status.paper_out else "low" if status.paper_near_end else "ok"
         if problems != self.problems:
             self.problems = problems
             self.post(PrinterStatusChanged(problems))

@@ -19,7 +19,9 @@ import logging
 import time
 import zlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -27,12 +29,18 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sync import errors as cache_errors
-from sync.hub import auth, validate
+from sync.hub import auth, county, validate
 from sync.hub.errors import (
     BadRequest,
     HubError,
@@ -40,12 +48,16 @@ from sync.hub.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    Unauthorized,
     Unavailable,
     ValidationFailed,
 )
 from sync.hub.store import HubStore
 
 API = "/api/v1"
+STAFF_COOKIE = "county_staff"
+LANG_COOKIE = "county_lang"
+COOKIE_MAX_AGE_S = 12 * 3600
 log = logging.getLogger("sync.hub")
 access = logging.getLogger("sync.hub.access")
 
@@ -152,6 +164,13 @@ def _gunzip(data: bytes, max_bytes: int) -> bytes:
     return out
 
 
+# Staff pages are not cached, framed or sent with a referrer.
+_PAGE_HEADERS = {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
+                 "Referrer-Policy": "no-referrer",
+                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline';"
+                 " img-src 'self' data:; form-action 'self'; frame-ancestors 'none'"}
+
+
 def create_app(store: HubStore, *, client_cn: ClientCN | None = None) -> Starlette:
     """The hub as an ASGI app over ``store``. With ``client_cn`` (mTLS), each device request
     must also come with a client certificate whose CN is the path's device id."""
@@ -203,6 +222,104 @@ def create_app(store: HubStore, *, client_cn: ClientCN | None = None) -> Starlet
         body = validate.heartbeat(await read_json(request, 1024 * 1024), device_id)
         return JSONResponse(await _call(store.heartbeat, device_id, body))
 
+    async def put_stats(request: Request) -> Response:
+        device_id = await device(request)
+        days = validate.daily_stats(await read_json(request, 8 * 1024 * 1024), device_id)
+        return JSONResponse(await _call(store.put_stats, device_id, days))
+
+    # -- the county page (HTML, for staff in a browser) -------------------------------------
+
+    async def staff_from_cookie(request: Request) -> bool:
+        """True when the request carries a staff token: the page's cookie, or (for scripts
+        fetching the CSV) an ``Authorization: Bearer`` header."""
+        token = request.cookies.get(STAFF_COOKIE)
+        header = request.headers.get("authorization")
+        if not token and header:
+            try:
+                token = auth.bearer(header)
+            except HubError:
+                return False
+        if not token:
+            return False
+        principal = await _call(store.principal, token)
+        return principal is not None and principal.kind == "staff"
+
+    def lang_of(request: Request) -> str:
+        return county.pick_lang(request.query_params.get("lang")
+                                or request.cookies.get(LANG_COOKIE))
+
+    def remember_lang(response: Response, request: Request, lang: str) -> Response:
+        if request.query_params.get("lang"):
+            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, path="/county",
+                                samesite="strict")
+        return response
+
+    def county_range(request: Request) -> tuple[Any, Any]:
+        today = datetime.fromtimestamp(now_ns() / 1e9, cfg.timezone).date()
+        q = request.query_params
+        return county.parse_range(q.get("from"), q.get("to"), today, cfg.county_days)
+
+    def now_ns() -> int:
+        clock = getattr(store, "clock", None)
+        return clock() if callable(clock) else time.time_ns()
+
+    async def county_page(request: Request) -> Response:
+        lang = lang_of(request)
+        if not await staff_from_cookie(request):
+            return RedirectResponse(f"/county/login?lang={lang}", status_code=303)
+        first, last = county_range(request)
+        fleet = await _call(store.fleet)
+        figures = await _call(store.county_stats, first.isoformat(), last.isoformat())
+        names = {r["branch"]: r["branch_name"] for r in figures}
+        names.update(await _call(store.branch_names))
+        page = county.render_page(fleet=fleet, figures=figures, branch_names=names,
+                                  lang=lang, now_ns=now_ns(), tz=cfg.timezone,
+                                  silent_after_s=cfg.silent_after_s, first=first, last=last)
+        return remember_lang(HTMLResponse(page, headers=_PAGE_HEADERS), request, lang)
+
+    async def county_login_form(request: Request) -> Response:
+        lang = lang_of(request)
+        return remember_lang(HTMLResponse(county.login_page(lang), headers=_PAGE_HEADERS),
+                             request, lang)
+
+    async def county_login(request: Request) -> Response:
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > 16 * 1024:
+                raise PayloadTooLarge("a sign-in form is small")
+        form = parse_qs(raw.decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        lang = county.pick_lang((form.get("lang") or [None])[0] or lang_of(request))
+        principal = await _call(store.principal, token) if token else None
+        if principal is None or principal.kind != "staff":
+            return HTMLResponse(county.login_page(lang, failed=True), status_code=401,
+                                headers=_PAGE_HEADERS)
+        response = RedirectResponse(f"/county?lang={lang}", status_code=303)
+        response.set_cookie(STAFF_COOKIE, token, max_age=COOKIE_MAX_AGE_S, path="/county",
+                            httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    async def county_logout(request: Request) -> Response:
+        response = RedirectResponse(f"/county/login?lang={lang_of(request)}", status_code=303)
+        response.delete_cookie(STAFF_COOKIE, path="/county", httponly=True,
+                               samesite="strict")
+        return response
+
+    async def county_csv(request: Request) -> Response:
+        if not await staff_from_cookie(request):
+            raise Unauthorized("staff sign-in (cookie) or a staff bearer token needed")
+        first, last = county_range(request)
+        rows = await _call(store.county_stats, first.isoformat(), last.isoformat())
+        names = await _call(store.branch_names)
+        for r in rows:
+            r["branch_name"] = names.get(r["branch"], r.get("branch_name", ""))
+        body = county.to_csv(rows, county.Texts(lang_of(request)))
+        name = f"county-stats-{first.isoformat()}-{last.isoformat()}.csv"
+        return Response(body, media_type="text/csv; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{name}"', **_PAGE_HEADERS})
+
     async def exceptions(request: Request) -> Response:
         principal = await _call(store.principal,
                                 auth.bearer(request.headers.get("authorization")))
@@ -236,7 +353,13 @@ def create_app(store: HubStore, *, client_cn: ClientCN | None = None) -> Starlet
         Route(f"{API}/devices/{{device_id}}/snapshot", snapshot, methods=["GET"]),
         Route(f"{API}/devices/{{device_id}}/card-ranges", card_ranges, methods=["POST"]),
         Route(f"{API}/devices/{{device_id}}/heartbeat", heartbeat, methods=["POST"]),
+        Route(f"{API}/devices/{{device_id}}/stats", put_stats, methods=["PUT"]),
         Route(f"{API}/exceptions", exceptions, methods=["GET"]),
+        Route("/county", county_page, methods=["GET"]),
+        Route("/county/login", county_login_form, methods=["GET"]),
+        Route("/county/login", county_login, methods=["POST"]),
+        Route("/county/logout", county_logout, methods=["POST"]),
+        Route("/county/stats.csv", county_csv, methods=["GET"]),
     ]
     return Starlette(
         routes=routes,

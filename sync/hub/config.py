@@ -52,3 +52,7 @@ class HubConfig:
     apply_settle_s: float = 0.05
     apply_max_lag_s: float = 1.0
     apply_interval_s: float = 5.0
+    # The county page (sync/hub/county.py): a device with no heartbeat for this long is
+    # "silent"; the charts show this many days back from today by default.
+    silent_after_s: float = 15 * 60
+    county_days: int = 14

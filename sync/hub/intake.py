@@ -52,14 +52,14 @@ def store_events(conn: sqlite3.Connection, cfg: HubConfig, device_id: str,
         conn.execute(
             "INSERT INTO hub_events (device_id, seq, txn_id, kind, boot_id, mono_ns,"
             " wall_ns, clock_synced, hlc, payload, item, received_at_ns,"
-            " corrected_time_ns, event_time_ns, time_basis, time_flags)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " corrected_time_ns, event_time_ns, time_basis, time_flags, stop)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (device_id, ev["seq"], ev["txn_id"], ev["kind"], ev["boot_id"], ev["mono_ns"],
              ev["wall_ns"], int(ev["clock_synced"]), ev["hlc"],
              json.dumps(ev["payload"], ensure_ascii=False, sort_keys=True),
              item if isinstance(item, str) and item else None, received,
              place.corrected_ns, place.time_ns // 1000 * 1000, place.basis,
-             ",".join(place.flags)))
+             ",".join(place.flags), ev.get("stop") or None))
         stored += 1
     if conflicts:
         raise ValidationFailed(

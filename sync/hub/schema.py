@@ -156,9 +156,28 @@ def _m002_loan_history_index(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX hub_loans_item ON loans(item_id, returned_at)")
 
 
+def _m003_fleet(db: sqlite_utils.Database) -> None:
+    # The van stop each event was recorded at (NULL at a fixed branch), and the daily
+    # figures each device sends: absolute values per (day, branch, stop, metric), replaced
+    # day by day as the device sends them again (stop '' = none).
+    db.execute("ALTER TABLE hub_events ADD COLUMN stop TEXT")
+    db.execute("""CREATE TABLE hub_daily_stats (
+        device_id TEXT NOT NULL,
+        day TEXT NOT NULL,
+        branch TEXT NOT NULL,
+        stop TEXT NOT NULL DEFAULT '',
+        metric TEXT NOT NULL,
+        value INTEGER NOT NULL,
+        received_at_ns INTEGER NOT NULL,
+        PRIMARY KEY (device_id, day, branch, stop, metric)
+    ) STRICT, WITHOUT ROWID""")
+    db.execute("CREATE INDEX hub_daily_stats_day ON hub_daily_stats(day, metric)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "hub tables", _m001_hub),
     Migration(2, "index of each book's loans", _m002_loan_history_index),
+    Migration(3, "fleet: van stop of each event, daily figures per device", _m003_fleet),
 )
 
 LEDGER = migrations.Ledger("_hub_migrations", user_version=False, what="hub schema")

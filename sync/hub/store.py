@@ -74,6 +74,20 @@ class HubStore(Protocol):
     def heartbeat(self, device_id: str, body: dict[str, Any]) -> dict[str, Any]:
         """Record a checked ``Heartbeat`` (and its anchors)."""
 
+    def put_stats(self, device_id: str, days: list[tuple[str, list[dict[str, Any]]]]
+                  ) -> dict[str, Any]:
+        """Replace the device's daily figures of each day given (checked ``DailyStats``)."""
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """Every registered device with its last heartbeat (``received_at_ns``, ``body``;
+        None when it never sent one), for the county page."""
+
+    def branch_names(self) -> dict[str, str]:
+        """ISIL -> name of every branch the hub knows."""
+
+    def county_stats(self, first: str, last: str) -> list[dict[str, Any]]:
+        """Daily figures of every device from ``first`` to ``last`` (inclusive)."""
+
     def exceptions(self, device_id: str | None, status: str) -> list[dict[str, Any]]:
         """``HubException`` rows, oldest first, with every event stored before the call
         applied; ``status`` is open, resolved or all."""
@@ -359,6 +373,48 @@ class SqliteHubStore:
             conn.execute("UPDATE hub_devices SET last_seen_ns = ? WHERE device_id = ?",
                          (received, device_id))
         return {"hub_time_ns": self.clock()}
+
+    def put_stats(self, device_id: str, days: list[tuple[str, list[dict[str, Any]]]]
+                  ) -> dict[str, Any]:
+        """Each day sent replaces what the device sent for it before (absolute values), so
+        a day sent twice is stored once; other devices' figures are never touched."""
+        received = self.clock()
+        with self._write() as conn:
+            for day, figures in days:
+                conn.execute("DELETE FROM hub_daily_stats WHERE device_id = ? AND day = ?",
+                             (device_id, day))
+                conn.executemany(
+                    "INSERT INTO hub_daily_stats (device_id, day, branch, stop, metric, value,"
+                    " received_at_ns) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [(device_id, day, f["branch"], f["stop"], f["metric"], f["value"], received)
+                     for f in figures])
+            conn.execute("UPDATE hub_devices SET last_seen_ns = ? WHERE device_id = ?",
+                         (received, device_id))
+        return {"days": len(days), "hub_time_ns": self.clock()}
+
+    def fleet(self) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT d.device_id, d.last_seen_ns, h.received_at_ns, h.body"
+                " FROM hub_devices d LEFT JOIN hub_heartbeats h USING (device_id)"
+                " ORDER BY d.device_id").fetchall()
+        return [{"device_id": r[0], "last_seen_ns": r[1], "received_at_ns": r[2],
+                 "body": json.loads(r[3]) if r[3] else None} for r in rows]
+
+    def branch_names(self) -> dict[str, str]:
+        with self._read() as conn:
+            return dict(conn.execute("SELECT isil, name FROM branches"))
+
+    def county_stats(self, first: str, last: str) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            names = dict(conn.execute("SELECT isil, name FROM branches"))
+            rows = conn.execute(
+                "SELECT day, device_id, branch, stop, metric, value FROM hub_daily_stats"
+                " WHERE day BETWEEN ? AND ? ORDER BY day, device_id, branch, stop, metric",
+                (first, last)).fetchall()
+        return [{"day": r[0], "device_id": r[1], "branch": r[2],
+                 "branch_name": names.get(r[2], ""), "stop": r[3], "metric": r[4],
+                 "value": r[5]} for r in rows]
 
     def exceptions(self, device_id: str | None, status: str = "open") -> list[dict[str, Any]]:
         sql = ("SELECT id, device_id, txn_id, seq, kind, code, message, status, event_time_ns"

@@ -13,6 +13,10 @@ from typing import Any
 from sync.hub.errors import PayloadTooLarge, ValidationFailed
 
 KINDS = ("checkout", "checkin", "renew", "pickup", "patron_registered", "staff_action")
+MAX_STOP = 64
+MAX_STATS_DAYS = 400
+MAX_FIGURES_PER_DAY = 5000
+PAPER = ("ok", "low", "out", "unknown")
 
 
 class _Problems:
@@ -113,6 +117,8 @@ def event_batch(body: Any, device_id: str, max_events: int) -> dict:
         if not isinstance(ev.get("clock_synced"), bool):
             p.add(f"{where}.clock_synced", "must be a boolean")
         _int(p, ev, where, "hlc", minimum=0)
+        if ev.get("stop") is not None:
+            _str(p, ev, where, "stop", min_len=1, max_len=MAX_STOP)
         if not isinstance(ev.get("payload"), dict):
             p.add(f"{where}.payload", "must be an object")
         elif ev.get("kind") == "patron_registered":
@@ -144,18 +150,107 @@ def heartbeat(body: Any, device_id: str) -> dict:
     if hb.get("device_id") != device_id:
         p.add("$.device_id", "must equal the device id of the path")
     _int(p, hb, "$", "sent_at_ns")
-    for key in ("version", "state"):
-        _str(p, hb, "$", key, required=False)
+    for key in ("version", "state", "last_sync_at", "branch"):
+        if hb.get(key) is not None:
+            _str(p, hb, "$", key, max_len=64)
+    if hb.get("stop") is not None:
+        _str(p, hb, "$", "stop", min_len=1, max_len=MAX_STOP)
     _int(p, hb, "$", "queue_depth", required=False, minimum=0)
     _int(p, hb, "$", "clock_offset_ns", required=False)
-    for key in ("devices", "counters"):
+    _int(p, hb, "$", "disk_free_bytes", required=False, minimum=0)
+    for key in ("devices", "counters", "versions", "printer"):
         if key in hb and not isinstance(hb[key], dict):
             p.add(f"$.{key}", "must be an object")
+    if isinstance(hb.get("devices"), dict):
+        for name, dev in hb["devices"].items():
+            # A bare boolean is the older shape (online or not).
+            if not isinstance(dev, bool | dict):
+                p.add(f"$.devices.{name}", "must be an object")
+            elif isinstance(dev, dict) and not isinstance(dev.get("online"), bool):
+                p.add(f"$.devices.{name}.online", "must be a boolean")
+    if isinstance(hb.get("printer"), dict) and "paper" in hb["printer"] and \
+            hb["printer"]["paper"] not in PAPER:
+        p.add("$.printer.paper", f"must be one of {', '.join(PAPER)}")
+    if "alerts" in hb:
+        if not isinstance(hb["alerts"], list):
+            p.add("$.alerts", "must be an array")
+        else:
+            for i, alert in enumerate(hb["alerts"][:100]):
+                where = f"$.alerts[{i}]"
+                if not isinstance(alert, dict):
+                    p.add(where, "must be an object")
+                    continue
+                _str(p, alert, where, "code", min_len=1, max_len=64)
+                _str(p, alert, where, "device", required=False, max_len=64)
+                _str(p, alert, where, "detail", required=False, max_len=500)
     if "clock_synced" in hb and not isinstance(hb["clock_synced"], bool):
         p.add("$.clock_synced", "must be a boolean")
     _anchors(p, hb, "$")
     p.raise_if_any("the heartbeat")
     return hb
+
+
+def daily_stats(body: Any, device_id: str) -> list[tuple[str, list[dict]]]:
+    """A ``DailyStats`` body for ``device_id``, checked: [(day, figures)]."""
+    obj = _object(body, "the figures")
+    p = _Problems()
+    if obj.get("device_id") != device_id:
+        p.add("$.device_id", "must equal the device id of the path")
+    days = obj.get("days")
+    if not isinstance(days, list):
+        p.add("$.days", "must be an array")
+        p.raise_if_any("the figures")
+        return []
+    if len(days) > MAX_STATS_DAYS:
+        raise PayloadTooLarge(f"{len(days)} days in one request; at most {MAX_STATS_DAYS}",
+                              details={"max_days": MAX_STATS_DAYS})
+    out: list[tuple[str, list[dict]]] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(days):
+        where = f"$.days[{i}]"
+        if not isinstance(entry, dict):
+            p.add(where, "must be an object")
+            continue
+        day = entry.get("day")
+        if not _is_day(day):
+            p.add(f"{where}.day", "must be a date YYYY-MM-DD")
+        elif day in seen:
+            p.add(f"{where}.day", "appears twice")
+        else:
+            seen.add(day)
+        figures = entry.get("figures")
+        if not isinstance(figures, list) or len(figures) > MAX_FIGURES_PER_DAY:
+            p.add(f"{where}.figures", f"must be an array of at most {MAX_FIGURES_PER_DAY}")
+            continue
+        keys: set[tuple] = set()
+        for j, f in enumerate(figures):
+            at = f"{where}.figures[{j}]"
+            if not isinstance(f, dict):
+                p.add(at, "must be an object")
+                continue
+            _str(p, f, at, "branch", min_len=1, max_len=32)
+            _str(p, f, at, "stop", max_len=MAX_STOP)
+            _str(p, f, at, "metric", min_len=1, max_len=64)
+            _int(p, f, at, "value", minimum=0)
+            key = (f.get("branch"), f.get("stop"), f.get("metric"))
+            if key in keys:
+                p.add(at, "the same branch, stop and metric appear twice")
+            keys.add(key)
+        out.append((str(day), figures))
+    p.raise_if_any("the figures")
+    return out
+
+
+def _is_day(value: Any) -> bool:
+    from datetime import date
+
+    if not isinstance(value, str) or len(value) != 10:
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def card_range_size(body: Any, default: int = 1000) -> int:
