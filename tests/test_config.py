@@ -533,6 +533,7 @@ BAD_FILES = [
     "[device]\nid = 1\n",
     "x = = 1\n",
     DEVICE + '[desk]\nstops = ["石门村", "柳树湾", "石门村"]\n',
+    DEVICE + '[desk]\nlaptop_listen = "192.168.50.1"\n',
     DEVICE + "[card_reader]\ncard_block = 7\n[security]\nafi_on_shelf = 0x07\nafi_on_loan = 7\n",
     '[device]\nid = "space-01"\nbranch = "CN-431121-0002"\nprofile = "24h-space"\n'
     "[lockers]\nlatch_pins = [9, 17]\nsensor_pins = [5, 6]\n[door]\nlatch_pin = 17\n"

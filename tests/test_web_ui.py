@@ -45,7 +45,8 @@ E = EDGE_CASES
 class Demo:
     """``kiosk demo`` in a child process, and ``kiosk sim`` against it."""
 
-    def __init__(self, folder: Path, *, timeout_s: int = 600, warning_s: int = 590) -> None:
+    def __init__(self, folder: Path, *, timeout_s: int = 600, warning_s: int = 590,
+                 extra: str = "") -> None:
         self.folder = folder
         self.config = folder / "kiosk.toml"
         self.config.write_text(
@@ -54,7 +55,7 @@ class Demo:
             f'session_timeout_s = {timeout_s}\nsession_warning_s = {warning_s}\n'
             'pin = "if_set"\n'
             '[ui]\nport = 0\ndone_s = 600\n'
-            '[lockers]\nopen_timeout_ms = 1500\n[door]\nleft_open_after_s = 2\n',
+            '[lockers]\nopen_timeout_ms = 1500\n[door]\nleft_open_after_s = 2\n' + extra,
             encoding="utf-8")
         self.log = (folder / "demo.log").open("w")
         self.proc = subprocess.Popen(

@@ -107,6 +107,7 @@ class Desk:
         self.registration_problem: str | None = None  # why registering is unavailable
         self.supply: dict[str, Any] | None = None
         self._printing: set[asyncio.Task[None]] = set()
+        self._blank: str | None = None  # a blank card lying on the reader, on the form page
 
     # -- life ---------------------------------------------------------------------------
 
@@ -162,6 +163,7 @@ class Desk:
             "registration_enabled": self.registrar is not None,
             "registration_problem": self.registration_problem,
             "supply": self.supply, "registration": self.registration,
+            "blank_card": self._blank is not None and self.cards.present == self._blank,
             "idle_s": self.limits.idle.total_seconds(),
         }
 
@@ -178,6 +180,12 @@ class Desk:
         if self.staff is not None and reg is not None and reg["state"] in ("waiting_card",
                                                                              "failed"):
             await self._write_card(event)
+            return True
+        if self.staff is not None and self.page == "register" and event.card == event.uid:
+            # A blank card put down before the form is done: it waits to be written.
+            self._touch()
+            self._blank = event.uid
+            self.publish()
             return True
         try:
             is_staff = await self.writer.run(self.writer.read, _is_staff_card, event.card)
@@ -367,6 +375,10 @@ class Desk:
         self.registration = {"state": "waiting_card", "problems": [], "name": app.name,
                              "message": {"key": "staff.desk.card.place", "params": {}}}
         self.publish()
+        blank, self._blank = self._blank, None
+        if blank is not None and self.cards.present == blank:
+            await self._write_card(CardSeen(blank, blank))
+            return {"ok": True, "state": str(self.registration["state"])}
         return {"ok": True, "state": "waiting_card"}
 
     def cancel_registration(self) -> None:

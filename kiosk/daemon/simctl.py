@@ -96,6 +96,17 @@ class SimControl:
         if args.get("action") == "remove":
             removed = await worker.call(_clear_field, chip)
             return {"removed": removed}
+        if args.get("action") == "fault":  # the card (or chip) misbehaves next time
+            try:
+                await worker.call(chip.inject, str(args.get("fault")),
+                                  int(args.get("count") or 1))
+            except ValueError as exc:
+                raise SimError("bad_arguments", "daemon.control.bad_arguments",
+                               detail=str(exc)) from None
+            return {"fault": args.get("fault")}
+        if args.get("action") == "clear_faults":
+            await worker.call(chip.clear_faults)
+            return {"faults": []}
         number, uid_hex = args.get("card_number"), args.get("uid")
         blocks = {}
         if number:

@@ -86,6 +86,9 @@ class WebUI:
         self._says: list[tuple[int, dict[str, Any]]] = []
         self._closing = False
         self._server: _Server | None = None
+        self._laptop: _Server | None = None
+        self.laptop_url: str | None = None
+        self.laptop_error: str | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._speaker: asyncio.subprocess.Process | None = None
 
@@ -111,12 +114,44 @@ class WebUI:
         self._server = _Server(config)
         self._tasks.append(asyncio.ensure_future(self._server.serve(sockets=[sock])))
         log.info("touchscreen at %s", self.url)
+        if self.daemon.settings.desk.laptop_listen:
+            self._start_laptop()
+
+    def _start_laptop(self) -> None:
+        """The desk for the van's laptop, over TLS on the van's own network (``[desk]
+        laptop_*``). A failure is logged and shown by ``kiosk status``; the kiosk goes on."""
+        desk = self.daemon.settings.desk
+        try:
+            sock = _bind(desk.laptop_listen, desk.laptop_port)
+        except OSError as exc:
+            self.laptop_error = f"{desk.laptop_listen}:{desk.laptop_port}: {exc.strerror or exc}"
+            log.error("laptop desk not started: %s", self.laptop_error)
+            return
+        try:
+            config = uvicorn.Config(self.app(laptop=True), log_level="warning",
+                                    access_log=False, lifespan="off",
+                                    timeout_graceful_shutdown=1,
+                                    ssl_certfile=str(desk.laptop_cert),
+                                    ssl_keyfile=str(desk.laptop_key))
+            config.load()  # reads the certificate now: a bad one is an error here
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            sock.close()
+            self.laptop_error = f"{desk.laptop_cert}: {exc}"
+            log.error("laptop desk not started: %s", self.laptop_error)
+            return
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.laptop_url = f"https://{shown}:{port}/"
+        self._laptop = _Server(config)
+        self._tasks.append(asyncio.ensure_future(self._laptop.serve(sockets=[sock])))
+        log.info("laptop desk at %s", self.laptop_url)
 
     async def stop(self) -> None:
         self._closing = True
         self._wake()
-        if self._server is not None:
-            self._server.should_exit = True
+        for server in (self._server, self._laptop):
+            if server is not None:
+                server.should_exit = True
         if self._speaker is not None and self._speaker.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self._speaker.kill()
@@ -128,7 +163,10 @@ class WebUI:
             task.cancel()
 
     def status(self) -> dict[str, Any]:
-        return {"enabled": True, "url": self.url, "error": self.error}
+        laptop = None
+        if self.daemon.settings.desk.laptop_listen:
+            laptop = {"url": self.laptop_url, "error": self.laptop_error}
+        return {"enabled": True, "url": self.url, "error": self.error, "laptop": laptop}
 
     # -- following the daemon ------------------------------------------------------------------
 
@@ -179,30 +217,46 @@ class WebUI:
 
     # -- the web app ---------------------------------------------------------------------------
 
-    def app(self) -> Starlette:
+    def app(self, *, laptop: bool = False) -> Starlette:
+        """The touchscreen's app; with ``laptop``, the desk only, for the van's laptop: no
+        patron request is answered there, and its Host must be the laptop address."""
         hosts = ["localhost", "127.0.0.1", "::1", "[::1]", self.settings.listen]
         if self.settings.listen in ("0.0.0.0", "::"):
             hosts = ["*"]
-        routes = [
-            Route("/", self._index),
-            Route("/events", self._events),
-            Route("/api/view", self._view),
-            Route("/api/languages", self._languages),
-            Route("/api/texts/{lang}", self._texts),
+        if laptop:
+            desk = self.daemon.settings.desk
+            hosts = [desk.laptop_listen, *desk.laptop_hosts]
+        patron = [
             Route("/api/press", self._press, methods=["POST"]),
             Route("/api/renew", self._renew, methods=["POST"]),
             Route("/api/pickup", self._pickup, methods=["POST"]),
             Route("/api/rating", self._rating, methods=["POST"]),
             Route("/api/pin", self._pin, methods=["POST"]),
             Route("/api/speak", self._speak, methods=["POST"]),
+        ]
+        routes = [
+            Route("/", self._index),
+            Route("/events", self._events),
+            Route("/api/view", self._view),
+            Route("/api/languages", self._languages),
+            Route("/api/texts/{lang}", self._texts),
+            *([] if laptop else patron),
             Route("/api/desk/{action}", self._desk, methods=["POST"]),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ]
-        return Starlette(routes=routes,
-                         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+        app = Starlette(routes=routes,
+                        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
+        app.state.laptop = laptop
+        return app
 
-    def view(self) -> dict[str, Any]:
+    def view(self, *, laptop: bool = False) -> dict[str, Any]:
         view = self.screen.view()
+        if laptop and (self.daemon.desk is None or self.daemon.desk.signed_in() is None):
+            # The laptop sees nothing of the patrons' kiosk until staff sign in there.
+            return {"version": view["version"], "screen": "laptop", "desk": None,
+                    "daemon": view["daemon"], "printer_problems": [], "door_alarm": False,
+                    "session": None, "done": None, "entry": None,
+                    "options": {"rating": False, "speech": False, "language": self.language}}
         session = self.daemon.machine.session
         if view["session"] is not None and session is not None \
                 and session.id == view["session"]["id"]:
@@ -216,14 +270,15 @@ class WebUI:
                             headers={"Cache-Control": "no-store"})
 
     async def _view(self, request: Request) -> Response:
-        return JSONResponse(self.view())
+        return JSONResponse(self.view(laptop=bool(getattr(request.app.state, "laptop", False))))
 
     async def _languages(self, request: Request) -> Response:
         langs = [{"code": code, "name": meta.get("name", code),
                   "direction": meta.get("direction", "ltr")}
                  for code, meta in sorted(available().items(),
                                           key=lambda kv: (kv[0] != DEFAULT_LANGUAGE, kv[0]))]
-        return JSONResponse({"languages": langs, "default": self.language})
+        return JSONResponse({"languages": langs, "default": self.language,
+                             "laptop": bool(getattr(request.app.state, "laptop", False))})
 
     async def _texts(self, request: Request) -> Response:
         lang = request.path_params["lang"]
@@ -239,8 +294,9 @@ class WebUI:
             yield "retry: 1000\n\n"
             sent_version = -1
             said = self._says[-1][0] if self._says else 0
+            laptop = bool(getattr(request.app.state, "laptop", False))
             while not self._closing:
-                view = self.view()
+                view = self.view(laptop=laptop)
                 if view["version"] != sent_version:
                     sent_version = view["version"]
                     yield _sse("view", view)

@@ -341,8 +341,15 @@ function draw() {
   document.getElementById("brand").textContent = t("ui.brand");
   document.getElementById("alerts").replaceChildren(...alerts(view));
   const main = document.getElementById("main");
+  if (view.desk) {  // staff at the desk (desk.js): the patron's screens wait
+    main.dataset.screen = "desk";
+    main.dataset.desk = view.desk.state === "pin" ? "pin" : view.desk.page;
+    main.replaceChildren(...deskScreen(view).filter((node) => node));
+    return;
+  }
   main.dataset.screen = view.screen;
-  const screens = { idle: idleScreen, session: sessionScreen, done: doneScreen };
+  delete main.dataset.desk;
+  const screens = { idle: idleScreen, session: sessionScreen, done: doneScreen, laptop: laptopScreen };
   main.replaceChildren(...screens[view.screen](view));
   warningDialog(view);
 }
@@ -394,7 +401,7 @@ function connect() {
 
 async function main() {
   const langs = await getJSON("/api/languages");
-  state.languages = langs.languages; state.defaultLang = langs.default;
+  state.languages = langs.languages; state.defaultLang = langs.default; state.laptop = langs.laptop;
   for (const name of ["large", "contrast", "speech"]) {
     document.getElementById(name).addEventListener("click", () => {
       state.prefs[name] = !state.prefs[name];
