@@ -38,13 +38,17 @@ class App:
     def warn(self, key: str, /, **params: object) -> None:
         print(self.t(key, **params), file=self.err)
 
-    def note_route(self, via_daemon: bool) -> None:
+    def note_route(self, via_daemon: bool, *, alongside: bool = False) -> None:
         """Say once, on stderr and only to people (never with ``--json``), whether this
-        command goes through the running daemon or works on its own."""
+        command goes through the running daemon or works on its own. ``alongside``: the
+        command works on its own either way, and says only whether the daemon runs."""
         if self.json or getattr(self, "_route_said", False):
             return
         self._route_said = True
-        self.warn("cli.route.daemon" if via_daemon else "cli.route.direct")
+        if alongside:
+            self.warn("cli.route.alongside" if via_daemon else "cli.route.idle")
+        else:
+            self.warn("cli.route.daemon" if via_daemon else "cli.route.direct")
 
     def line(self, text: str = "") -> None:
         print(text, file=self.out)

@@ -166,6 +166,28 @@ def daemon_for(app: Any, *, db: bool = True, say: bool = True) -> ControlClient 
     return client
 
 
+def note_daemon(app: Any) -> bool:
+    """For a command that works on its own whether or not the daemon runs (``db check``,
+    ``db backup``, ``config show``, ``logs``): whether a daemon answers on the configured
+    control socket, said to the reader as :func:`daemon_for` says its route. A daemon that
+    refuses us still runs."""
+    try:
+        socket_path = app.settings().daemon.control_socket
+    except Exception:  # only a note: a config that does not build is the command's business
+        return False
+    try:
+        ControlClient.connect(socket_path).close()
+    except NotRunning:
+        running = False
+    except DaemonError:
+        running = True
+    else:
+        running = True
+    if hasattr(app, "note_route"):
+        app.note_route(running, alongside=True)
+    return running
+
+
 def _daemon_for(app: Any, db: bool) -> ControlClient | None:
     path = app.settings().daemon.control_socket
     explicit = getattr(app.args, "db", None) if db else None

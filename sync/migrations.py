@@ -362,6 +362,35 @@ def _m_stops(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
+# What the library system answered over SIP2 to each event replayed to it (sync.sip2.replay).
+# A row is written as 'sending' and committed before the request goes out, and turned into
+# its outcome (with the event's acknowledgement when SIP2 is the only sync) in one
+# transaction once the answer is in: an event answered is never sent again, an event whose
+# answer was lost is checked and sent again. 'refused' rows are exceptions for staff;
+# 'waiting' rows (a new reader the library system has no SIP2 path to register) stay queued.
+_SIP2_SCHEMA = [
+    """CREATE TABLE sip2_outcomes (
+        txn_id TEXT PRIMARY KEY,
+        device_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN
+            ('sending', 'ok', 'refused', 'waiting', 'not_applicable')),
+        code TEXT,
+        message TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        updated_at TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID""",
+    "CREATE INDEX sip2_outcomes_open ON sip2_outcomes(state, device_id, seq)"
+    " WHERE state IN ('sending', 'refused', 'waiting')",
+]
+
+
+def _m_sip2(db: sqlite_utils.Database) -> None:
+    for statement in _SIP2_SCHEMA:
+        db.execute(statement)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", _m001_initial),
     Migration(2, "hub sync: verdicts, clock anchors, row versions", _m002_hub_sync),
@@ -373,6 +402,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               _m_registration),
     Migration(6, "van stops on every event and daily figure; the UID of written cards",
               _m_stops),
+    Migration(7, "SIP2: the library system's answer to each replayed event", _m_sip2),
 )
 
 @dataclass(frozen=True)

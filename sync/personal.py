@@ -24,7 +24,9 @@ others may read is refused (:class:`KeyFileUnsafe`). It is TOML::
     [keys]
     k1 = "<base64 of 32 random bytes>"
 
-:func:`create_key_file` writes one (mode 0600, never over an existing file).
+:func:`create_key_file` writes one (mode 0600, never over an existing file),
+:func:`rotate_key_file` adds a new current key and keeps the old ones, and ``kiosk keys``
+does both on a device (see docs/technician.md).
 
 **Sent to the hub** (the registration event): the hash, the masked form, and the number
 *sealed* for the county (:meth:`Keys.seal`: AES-GCM under a key derived from the county
@@ -269,6 +271,14 @@ def load_keys(path: str | os.PathLike[str]) -> Keys:
                 f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets others read the keys;"
                 f" run: chmod 600 {path}", path=str(path), mode=f"{stat.S_IMODE(st.st_mode):04o}")
         data = f.read()
+    return parse_keys(data, path)
+
+
+def parse_keys(data: bytes, path: str | os.PathLike[str]) -> Keys:
+    """The keys in ``data``, the text of the key file at ``path`` (named in errors only);
+    :class:`KeyFileInvalid` when it is not a valid key file. Checks no permissions:
+    :func:`load_keys` does."""
+    path = Path(path)
     try:
         doc = tomllib.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -285,6 +295,25 @@ def load_keys(path: str | os.PathLike[str]) -> Keys:
     return Keys(str(current), keys, str(doc.get("county_key_id") or "c1"), county)
 
 
+def _key_file_text(current: str, keys: dict[str, bytes], county_key_id: str,
+                   county_secret: bytes) -> str:
+    lines = ["# library-kiosk personal-data keys: mode 0600, never in a backup of the database",
+             f'current = "{current}"', f'county_key_id = "{county_key_id}"',
+             f'county_secret = "{base64.b64encode(county_secret).decode()}"', "[keys]"]
+    lines += [f'{key_id} = "{base64.b64encode(key).decode()}"' for key_id, key in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``text`` to a new file ``path`` (mode 0600; refused if it exists), on disk."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def create_key_file(path: str | os.PathLike[str], county_secret: bytes | None = None,
                     key_id: str = "k1") -> Path:
     """Write a new key file (mode 0600, refused if the file exists). ``county_secret`` is
@@ -294,14 +323,83 @@ def create_key_file(path: str | os.PathLike[str], county_secret: bytes | None = 
     secret = county_secret if county_secret is not None else os.urandom(KEY_BYTES)
     if len(secret) != KEY_BYTES:
         raise ValueError(f"county secret must be {KEY_BYTES} bytes")
-    text = (
-        "# library-kiosk personal-data keys: mode 0600, never in a backup of the database\n"
-        f'current = "{key_id}"\ncounty_key_id = "c1"\n'
-        f'county_secret = "{base64.b64encode(secret).decode()}"\n'
-        f'[keys]\n{key_id} = "{base64.b64encode(os.urandom(KEY_BYTES)).decode()}"\n')
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    _write_new(path, _key_file_text(key_id, {key_id: os.urandom(KEY_BYTES)}, "c1", secret))
     return path
+
+
+def _next_key_id(existing: dict[str, bytes]) -> str:
+    numbers = [int(k[1:]) for k in existing if re.fullmatch(r"k\d+", k)]
+    n = max(numbers, default=len(existing)) + 1
+    while f"k{n}" in existing:
+        n += 1
+    return f"k{n}"
+
+
+def rotate_key_file(path: str | os.PathLike[str]) -> str:
+    """Add a new random key to the key file at ``path`` and make it ``current``; every old
+    key stays, so values encrypted under it remain readable. The file is replaced
+    atomically, keeping its mode 0600 and its owner. Returns the new key id. Raises what
+    :func:`load_keys` raises for a missing, unsafe or invalid file."""
+    path = Path(path)
+    keys = load_keys(path)
+    new_id = _next_key_id(keys.keys)
+    table = {**keys.keys, new_id: os.urandom(KEY_BYTES)}
+    st = os.stat(path)
+    temp = path.with_name(f".{path.name}.rotate-{secrets.token_hex(4)}")
+    try:
+        _write_new(temp, _key_file_text(new_id, table, keys.county_key_id, keys.county_secret))
+        if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(temp, st.st_uid, st.st_gid)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return new_id
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- the county secret, as handed from device to device ----------------------------------
+
+class CountySecretInvalid(PersonalDataError, ValueError):
+    """A county-secret file does not hold one base64 secret of the right length."""
+
+    message_key = "keys.county_secret_invalid"
+
+
+def write_county_secret(path: str | os.PathLike[str], secret: bytes) -> Path:
+    """Write ``secret`` to a new file ``path`` (mode 0600, refused if it exists) in the
+    form :func:`read_county_secret` reads: a comment line, then the base64."""
+    path = Path(path)
+    _write_new(path, "# library-kiosk county secret: the same on every device of the county"
+                     " and the hub; keep it secret\n"
+                     f"{base64.b64encode(secret).decode()}\n")
+    return path
+
+
+def read_county_secret(path: str | os.PathLike[str]) -> bytes:
+    """The county secret in the file at ``path`` (as written by :func:`write_county_secret`:
+    base64 of 32 bytes; lines starting with ``#`` and blank lines are ignored)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CountySecretInvalid(f"{path}: no such file", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CountySecretInvalid(f"{path}: {exc}", path=str(path)) from None
+    body = "".join(line.strip() for line in text.splitlines()
+                   if line.strip() and not line.lstrip().startswith("#"))
+    try:
+        secret = base64.b64decode(body, validate=True)
+    except ValueError:
+        secret = b""
+    if len(secret) != KEY_BYTES:
+        raise CountySecretInvalid(f"{path}: not {KEY_BYTES} bytes in base64", path=str(path))
+    return secret

@@ -74,6 +74,7 @@ class Salvage:
     highest_seq: dict[str, int] = field(default_factory=dict)  # any event seen, acked or not
     patrons: list[dict[str, Any]] = field(default_factory=list)
     card_ranges: list[dict[str, Any]] = field(default_factory=list)
+    sip2: list[tuple[Any, ...]] = field(default_factory=list)
     anchors: list[tuple[Any, ...]] = field(default_factory=list)
     state: list[tuple[str, Any]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
@@ -307,6 +308,10 @@ def _tables(conn: sqlite3.Connection) -> dict[str, set[str]]:
     return {n: {r[1] for r in conn.execute(f'PRAGMA table_info("{n}")')} for n in names}
 
 
+_SIP2_COLUMNS = ("txn_id", "device_id", "seq", "kind", "state", "code", "message", "attempts",
+                 "updated_at")
+
+
 def _rows(conn: sqlite3.Connection, table: str, columns: tuple[str, ...], result: Salvage,
           strict: bool) -> list[tuple[Any, ...]]:
     """Every row of ``table`` (its table b-tree only, no index), or [] with a problem noted
@@ -379,6 +384,10 @@ def _read(conn: sqlite3.Connection, result: Salvage, strict: bool) -> None:
         result.audit = _rows(conn, "staff_audit", ("id", "at", "staff_id", "staff_card",
                                                    "action", "details", "txn_id"),
                              result, strict)
+    if "sip2_outcomes" in tables:
+        # What the library system answered (sync.sip2.replay): an event it answered is
+        # never sent to it again, and its refusals stay listed for staff.
+        result.sip2 = _rows(conn, "sip2_outcomes", _SIP2_COLUMNS, result, strict)
 
 
 def _event(row: tuple[Any, ...]) -> outbox.Event | None:
@@ -506,6 +515,9 @@ def carry_over(cache: Cache, found: Salvage) -> None:
             "INSERT OR IGNORE INTO staff_audit (id, at, staff_id, staff_card, action, details,"
             " txn_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
             [row for row in found.audit if _valid_json(row[5])])
+        conn.executemany(
+            f"INSERT OR IGNORE INTO sip2_outcomes ({', '.join(_SIP2_COLUMNS)}) VALUES"
+            f" ({', '.join('?' for _ in _SIP2_COLUMNS)})", found.sip2)
 
 
 def _valid_json(text: Any) -> bool:

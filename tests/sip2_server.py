@@ -91,6 +91,7 @@ class Faults:
     delay: float = 0.0             # wait this long before each reply
     drop_before: int = 0           # the next N requests: read, then hang up unprocessed
     drop_after: int = 0            # the next N requests: process, then hang up unanswered
+    skip: int = 0                  # drop_before/drop_after spare the next N requests first
     ask_resend: int = 0            # the next N requests are answered with 96
     refuse_no_block: bool = False  # refuse checkouts sent with no block = Y
     ignore_error_detection: bool = False  # never verify AZ, never send AY/AZ
@@ -284,7 +285,10 @@ class _Handler(socketserver.BaseRequestHandler):
         server, faults = self.server, self.server.faults
         ignore = faults.ignore_error_detection
         with server.state:
-            if faults.drop_before:
+            armed = not faults.skip
+            if faults.skip and (faults.drop_before or faults.drop_after):
+                faults.skip -= 1
+            if faults.drop_before and armed:
                 faults.drop_before -= 1
                 return None
         try:
@@ -310,7 +314,7 @@ class _Handler(socketserver.BaseRequestHandler):
         else:
             reply = server.ils.answer(request, faults)
         with server.state:
-            if faults.drop_after:
+            if faults.drop_after and armed:
                 faults.drop_after -= 1
                 return None
         return reply, self._encode(reply, decoded.sequence)

@@ -36,7 +36,8 @@ ESC = "\x1b["
 ROUTE = {True: "The daemon is running", False: "The daemon is not running"}
 
 # command -> (arguments, exit code without the daemon, with it, JSON keys or "lines",
-#             whether it goes through the daemon when one runs)
+#             whether it goes through the daemon when one runs; if not, it still says
+#             whether one runs)
 COMMANDS: dict[str, tuple[list[str], int, int, set[str] | str, bool]] = {
     "status": (["status"], 1, 0, {"daemon", "state", "devices", "queue_depth", "db"}, True),
     "queue": (["queue"], 0, 0, {"depth", "events", "flagged_total", "flagged"}, True),
@@ -121,8 +122,10 @@ def test_command_in_each_mode(request, capsys, name, as_json, daemon):
             assert ("not running" in first) != daemon, first
         else:
             assert ROUTE[daemon] in said and ROUTE[not daemon] not in said, said
-    else:
+    else:  # works on its own either way, and says on stderr whether the daemon runs
         assert out.strip() or name == "logs"
+        assert err.count(ROUTE[daemon]) == 1 and ROUTE[not daemon] not in out + err, err
+        assert ROUTE[daemon] not in out and "works on its own" in err
 
 
 def test_a_command_says_once_which_even_when_it_asks_twice(busy, capsys):

@@ -532,6 +532,7 @@ BAD_FILES = [
     DEVICE + "timezone = 'Mars/Base'\nlanguage = 'zh-cn'\n[circulation]\nmax_fines = 1.001\n",
     "[device]\nid = 1\n",
     "x = = 1\n",
+    DEVICE + '[sip2]\nenabled = true\nlogin_user = "k1"\n',
     DEVICE + '[desk]\nstops = ["石门村", "柳树湾", "石门村"]\n',
     DEVICE + '[desk]\nlaptop_listen = "192.168.50.1"\n',
     DEVICE + "[card_reader]\ncard_block = 7\n[security]\nafi_on_shelf = 0x07\nafi_on_loan = 7\n",
@@ -898,3 +899,40 @@ def test_a_stop_listed_twice_is_named(tmp_path: Path) -> None:
     settings = config.load(write(tmp_path, DEVICE + '[desk]\nstops = [" 柳树湾 "]\n',
                                  "ok.toml"))
     assert settings.desk.stops == ("柳树湾",)
+
+
+# --- [sip2] -----------------------------------------------------------------------------------
+
+
+def test_docs_example_sip2_section(tmp_path: Path) -> None:
+    sip2 = config.load(write(tmp_path, _docs_example())).sip2
+    assert (sip2.enabled, sip2.host, sip2.port, sip2.tls, sip2.profile) == (
+        False, "ils.example-county.cn", 6001, True, "koha")
+    assert (sip2.charset, sip2.terminator_bytes, sip2.institution_id) == (
+        "gb18030", b"\r", "CN-431121")
+    assert sip2.password_file == Path("/etc/library-kiosk/sip2-password")
+
+
+def test_sip2_cross_checks(tmp_path: Path) -> None:
+    # Keys not in the file are reported at their table's line.
+    assert found(tmp_path, DEVICE + '[sip2]\nenabled = true\nlogin_user = "k1"\n') == [
+        (5, "sip2.host", "config.problem.sip2_required"),
+        (5, "sip2.institution_id", "config.problem.sip2_required"),
+        (5, "sip2.password_file", "config.problem.sip2_password_file"),
+    ]
+    assert found(tmp_path, DEVICE + '[sip2]\nenabled = true\nhost = "h"\n'
+                 'institution_id = "A"\ncharset = "latin1"\n') == [
+        (9, "sip2.charset", "config.problem.choice")]
+    # Off, nothing is required.
+    assert found(tmp_path, DEVICE + "[sip2]\nenabled = false\n") == []
+
+
+def test_sip2_password_file_masked_in_show(capsys: pytest.CaptureFixture[str],
+                                            tmp_path: Path) -> None:
+    path = write(tmp_path, DEVICE + '[sip2]\nenabled = true\nhost = "127.0.0.1"\n'
+                 'institution_id = "CN-1"\nlogin_user = "k1"\n'
+                 'password_file = "/etc/kiosk/sip2-pass-path"\n')
+    code, out, _ = run(capsys, "--config", str(path), "config", "show")
+    assert code == exitcodes.OK
+    assert "sip2-pass-path" not in out and f'password_file = "{MASK}"' in out.splitlines()
+    assert 'login_user = "k1"' in out.splitlines()

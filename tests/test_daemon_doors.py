@@ -9,11 +9,13 @@ entrance card reader is a second simulated MFRC522 read by the real driver.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from kiosk.cli import main
+from kiosk.daemon.control import ControlError
 from kiosk.daemon.entrance import ENTRY_REASONS
 from kiosk.daemon.state import Finish
 from kiosk.messages import texts
@@ -292,3 +294,35 @@ def test_a_door_left_open_raises_the_alarm_until_it_closes(space, capsys):
         k.control("sim", device="door", action="close", name="A03")
         k.wait_for("door_alarm_cleared", name="A03")
         assert k.control("status")["door_alarms"] == []
+
+
+# -- the self-test ------------------------------------------------------------------------------
+
+
+def test_the_daemons_selftest_releases_latches_only_when_asked(space, capsys):
+    config = write_config(space, space / "kiosk.db", doors=True, extra=FAST_LOCKERS)
+    slots = ["A01", "A02", "A03", "A04"]
+    with running(settings_for(config)) as k:
+        code = main(["--lang", "en", "--config", str(config), "selftest", "lockers", "door",
+                     "--json"])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0 and report["ok"]
+        assert [c["check"] for c in report["devices"][0]["checks"]] == \
+            [f"sensor:{s}" for s in slots] + ["latches"]
+        assert [c["check"] for c in report["devices"][1]["checks"]] == ["sensor", "latches"]
+        for name in [*slots, "door"]:
+            assert "energised" not in _door_events(k, name), name
+        # With --latches every locker's latch is pulsed and its door seen to open.
+        code = main(["--lang", "en", "--config", str(config), "selftest", "--latches",
+                     "lockers", "--json"])
+        report = json.loads(capsys.readouterr().out)
+        assert code == 0 and report["ok"]
+        assert [c["check"] for c in report["devices"][0]["checks"]] == \
+            [f"latch:{s}" for s in slots]
+        for name in slots:
+            assert {"energised", "opened"} <= set(_door_events(k, name)), name
+        assert "energised" not in _door_events(k, "door")
+        with pytest.raises(ControlError) as refused:
+            k.control("selftest", devices=["door"], latches="yes")
+        assert refused.value.code == "bad_arguments"
+        assert "energised" not in _door_events(k, "door")

@@ -307,3 +307,22 @@ def test_an_unreadable_file_is_refused_unless_the_loss_is_accepted(hub, folder, 
 def test_a_missing_database_is_a_data_error(folder, capsys, hub):
     code, _, err = _rebuild(_config(folder, hub), capsys=capsys)
     assert code == 4 and "No database" in err
+
+
+def test_what_the_library_system_answered_survives_a_rebuild(hub, folder, capsys):
+    """The SIP2 replayer's record (sync.sip2.replay) is carried over: an event the library
+    system already answered is not sent to it again, and a refusal stays listed."""
+    k = Kiosk(hub, folder)
+    with sqlite3.connect(k.path) as conn:
+        txns = [r[0] for r in conn.execute("SELECT txn_id FROM outbox ORDER BY seq LIMIT 2")]
+        conn.executemany(
+            "INSERT INTO sip2_outcomes (txn_id, device_id, seq, kind, state, code, message,"
+            " attempts, updated_at) VALUES (?, ?, ?, 'checkout', ?, ?, ?, 1, '2026-11-25')",
+            [(txns[0], DEVICE, 1, "ok", None, None),
+             (txns[1], DEVICE, 2, "refused", "refused", "卡已挂失")])
+    code, _, err = _rebuild(_config(folder, hub), capsys=capsys)
+    assert code == 0, err
+    with sqlite3.connect(k.path) as conn:
+        rows = conn.execute("SELECT txn_id, state, message FROM sip2_outcomes ORDER BY seq"
+                            ).fetchall()
+    assert rows == [(txns[0], "ok", None), (txns[1], "refused", "卡已挂失")]

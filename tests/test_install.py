@@ -83,3 +83,24 @@ def test_dry_run_on_the_system_shows_the_real_steps() -> None:
 def test_a_wrong_option_is_refused(bad: str) -> None:
     done = install(bad)
     assert done.returncode != 0 and done.stderr
+
+
+def test_registration_without_a_key_file_says_how_to_create_it(tmp_path: Path) -> None:
+    assert install("--root", str(tmp_path)).returncode == 0
+    config = tmp_path / "etc/library-kiosk/kiosk.toml"
+    key_file = tmp_path / "etc/library-kiosk/personal-data.key"
+    create = "kiosk --config /etc/library-kiosk/kiosk.toml keys create --county-secret-file"
+    # Registration off (the template): the key file is not mentioned.
+    assert create not in install("--root", str(tmp_path), "--dry-run").stdout
+    config.write_text(config.read_text() + "\n[desk]\nregistration = true\n")
+    time.sleep(1.1)
+    done = install("--root", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "personal-data key file /etc/library-kiosk/personal-data.key" in done.stdout
+    assert create in done.stdout and "keys create --new-county" in done.stdout
+    assert not key_file.exists()  # never made up by the installer
+    dry = install("--root", str(tmp_path), "--dry-run")
+    assert dry.returncode == 0 and create in dry.stdout
+    # Once the technician has made it, nothing more is said.
+    key_file.write_text("made by kiosk keys create\n")
+    assert create not in install("--root", str(tmp_path), "--dry-run").stdout

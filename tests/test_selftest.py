@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import serial
 
@@ -94,8 +95,8 @@ def test_printer_paper_out_and_a_jammed_locker_fail_with_their_hints(tmp_path):
         devices.sims.printer.inject("paper_out")
         printer = selftest.check_printer(devices.printer, "ttyPRN0")
         devices.sims.locker_doors.inject("A02", "jammed")
-        lockers = selftest.check_lockers(devices.lockers, "lockers")
-        door = selftest.check_door(devices.door, "entrance")
+        lockers = selftest.check_lockers(devices.lockers, "lockers", latches=True)
+        door = selftest.check_door(devices.door, "entrance", latches=True)
     assert not printer.ok
     assert [(c.name, c.hint) for c in printer.checks if not c.ok] == [
         ("paper", "selftest.hint.paper_out")]
@@ -104,3 +105,51 @@ def test_printer_paper_out_and_a_jammed_locker_fail_with_their_hints(tmp_path):
         ("latch:A02", "selftest.hint.jammed")]
     assert [c.ok for c in lockers.checks] == [True, False, True, True]  # the rest still tested
     assert door.ok
+
+
+def _wait(predicate, timeout: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_without_latches_no_latch_is_released_and_the_sensors_are_read(tmp_path):
+    from hardware.specs import HardwareSpec
+
+    with build.build(HardwareSpec(), tmp_path) as devices:
+        doors = devices.sims.locker_doors
+        doors.open_by_hand("A03")  # someone left a slot open
+        assert _wait(lambda: devices.lockers.is_open("A03"))
+        lockers = selftest.check_lockers(devices.lockers, "lockers")
+        door = selftest.check_door(devices.door, "entrance")
+        events = {**doors.events, **devices.sims.entrance.events}
+    assert all("energised" not in [e.what for e in history] for history in events.values())
+    assert lockers.ok and door.ok  # an open door is said, but is not a broken device
+    checks = {c.name: c for c in lockers.checks}
+    assert list(checks) == ["sensor:A01", "sensor:A02", "sensor:A03", "sensor:A04", "latches"]
+    assert checks["sensor:A01"].detail == "closed" and checks["sensor:A01"].hint is None
+    assert checks["sensor:A03"].detail == "open"
+    assert checks["sensor:A03"].hint == "selftest.hint.door_open"
+    assert checks["latches"].hint == "selftest.hint.latches_not_tested"
+    assert [c.name for c in door.checks] == ["sensor", "latches"]
+    assert door.checks[-1].hint == "selftest.hint.latches_not_tested"
+
+
+def test_the_command_releases_latches_only_with_the_option(capsys):
+    code, out = run(capsys, "selftest", "lockers", "door")
+    assert code == 0
+    assert "door sensor A01: door closed" in out.out and "latch A01" not in out.out
+    assert out.out.count("latches not tested: run kiosk selftest --latches while standing"
+                         " at the lockers") == 2
+    code, out = run(capsys, "selftest", "--latches", "lockers", "door", "--json")
+    data = json.loads(out.out)
+    assert code == 0 and data["ok"]
+    names = [c["check"] for d in data["devices"] for c in d["checks"]]
+    assert names == ["latch:A01", "latch:A02", "latch:A03", "latch:A04", "latch"]
+    assert all(c["detail_key"] == "selftest.detail.opened"
+               for d in data["devices"] for c in d["checks"])
+    code, out = run(capsys, "selftest", "--latches", "--watch", "--rounds", "1")
+    assert code == 2 and "--latches cannot be used with --watch" in out.err

@@ -6,6 +6,7 @@ from kiosk.commands import (
     db,
     demo,
     hub_cmd,
+    keys,
     logs,
     queue,
     run,
@@ -18,4 +19,4 @@ from kiosk.commands import (
 )
 
 COMMAND_MODULES = (run, status, db, circ, queue, stats, sync_cmd, config_cmd, demo, tag, selftest,
-                   sim, logs, hub_cmd)
+                   sim, logs, hub_cmd, keys)

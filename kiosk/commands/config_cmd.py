@@ -15,6 +15,7 @@ from kiosk import config, exitcodes
 from kiosk.app import App
 from kiosk.config import sections, show
 from kiosk.config.problems import describe, format_problem
+from kiosk.control_client import note_daemon
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -70,6 +71,7 @@ def _show(app: App) -> int:
         for line in config.ConfigInvalid(file or "", resolved.problems).report(app.t):
             print(line, file=app.err)
         return exitcodes.CONFIG
+    note_daemon(app)  # the file as it is now; a running daemon uses what it read at its start
     if app.json:
         app.emit_json({
             "file": file,

@@ -20,6 +20,7 @@ from typing import Any
 
 from kiosk import exitcodes
 from kiosk.app import App
+from kiosk.control_client import note_daemon
 from sync import db as cache_db
 from sync import errors, feeds, maintenance, migrations, outbox, rebuild
 
@@ -102,6 +103,7 @@ def _migrate(app: App) -> int:
 
 
 def _check(app: App) -> int:
+    note_daemon(app)
     with app.open_cache(check_schema=False) as cache:
         report = maintenance.check(cache, full=app.args.full)
     if app.json:
@@ -116,6 +118,7 @@ def _check(app: App) -> int:
 
 
 def _backup(app: App) -> int:
+    note_daemon(app)  # an online backup: the daemon may go on writing meanwhile
     with app.open_cache(check_schema=False) as cache:
         target = maintenance.backup(cache, app.args.file)
     size = target.stat().st_size

@@ -7,12 +7,15 @@ own JSON, one entry per line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
 
 from kiosk import exitcodes
 from kiosk.app import App
+from kiosk.config import ConfigInvalid
+from kiosk.control_client import note_daemon
 
 UNITS = {"daemon": "library-kiosk.service", "screen": "library-kiosk-ui.service",
          "maintenance": "library-kiosk-maintenance.service"}
@@ -46,10 +49,15 @@ def command(app: App) -> list[str] | None:
 
 
 def _logs(app: App) -> int:
+    # The logs are wanted most when the config is broken: then only whether the daemon
+    # runs is left unsaid.
+    with contextlib.suppress(ConfigInvalid):
+        note_daemon(app)
     argv = command(app)
     if argv is None:
         app.warn("cli.logs.no_journal")
         return exitcodes.REFUSED
     app.out.flush()
+    app.err.flush()
     os.execv(argv[0], argv)  # journalctl's own exit code and Ctrl-C handling
     return exitcodes.REFUSED  # not reached

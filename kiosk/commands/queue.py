@@ -60,14 +60,39 @@ def _queue(app: App) -> int:
                      f"{e.payload.get('card') or '-':<14} {e.payload.get('item') or '-':<16} "
                      f"{flags_text}")
         app.say("queue.summary", shown=len(events), total=total)
+    _sip2_waiting(app, report.get("sip2_waiting") or [])
+    hub_flags = [f for f in flags if f.get("source") != "sip2"]
+    sip2_flags = [f for f in flags if f.get("source") == "sip2"]
     if not flagged_total:
         app.say("sync.queue.flagged_none")
         return exitcodes.OK
-    app.line()
-    app.say("sync.queue.flagged_heading")
-    for f in flags:
-        app.line(f"{f['seq']:>8}  {when(f['wall_ns'])}  {f['kind'] or '-':<9} "
-                 f"{f['card'] or '-':<14} {f['item'] or '-':<16} {f['outcome']:<9} "
-                 f"{f['code'] or '-'}  {f['message'] or ''}".rstrip())
+
+    def show(rows: list[dict[str, Any]]) -> None:
+        for f in rows:
+            app.line(f"{f['seq']:>8}  {when(f['wall_ns'])}  {f['kind'] or '-':<9} "
+                     f"{f['card'] or '-':<14} {f['item'] or '-':<16} {f['outcome']:<9} "
+                     f"{f['code'] or '-'}  {f['message'] or ''}".rstrip())
+
+    if hub_flags:
+        app.line()
+        app.say("sync.queue.flagged_heading")
+        show(hub_flags)
+    if sip2_flags:
+        app.line()
+        app.say("sync.queue.sip2_flagged_heading")
+        show(sip2_flags)
     app.say("sync.queue.flagged_summary", count=flagged_total)
     return exitcodes.OK
+
+
+def _sip2_waiting(app: App, rows: list[dict[str, Any]]) -> None:
+    """Events waiting for the library system, each with why and what to do."""
+    if not rows:
+        return
+    app.line()
+    app.say("sync.queue.sip2_waiting_heading")
+    for w in rows:
+        key = ("sync.queue.sip2_no_registration_path" if w["code"] == "no_registration_path"
+               else "sync.queue.sip2_card_not_registered")
+        app.line(f"{w['seq']:>8}  {w['kind']:<17} {w['item'] or '':<16} "
+                 + app.t(key, system=w["system"] or "-", card=w["card"] or "-"))

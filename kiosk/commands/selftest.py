@@ -2,7 +2,9 @@
 
 When the daemon runs, the self-tests run inside it: each device is tested on its own worker,
 whose polling pauses meanwhile, instead of a second process fighting the daemon for the
-port. Without a daemon the command opens the devices itself. Without a config it tests the
+port. No latch is released unless ``--latches`` is given (the doors pop open): without it,
+the lockers' and the door's sensors are read and the report says the latches were not
+tested. Without a daemon the command opens the devices itself. Without a config it tests the
 simulated kiosk. Exit code 0 only if every check of every device passed.
 """
 
@@ -21,8 +23,10 @@ from kiosk.app import App
 from kiosk.control_client import daemon_for
 from kiosk.daemon.selftests import DEVICES, check_device
 
-# Every latch pulsed and every device asked: the lockers of a big wall take a while.
+# Every latch pulsed (--latches) and every device asked: the lockers of a big wall take a while.
 SELFTEST_WAIT_S = 300.0
+# What may be named: the devices, and the link to the library system ([sip2]).
+CHOICES = (*DEVICES, "sip2")
 
 
 def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
@@ -30,14 +34,15 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
                        description=t("cli.help.selftest"), epilog=t("cli.example.selftest"),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     def device(name: str) -> str:
-        if name not in DEVICES:
+        if name not in CHOICES:
             raise argparse.ArgumentTypeError(
-                t("selftest.unknown_device", name=name, devices=", ".join(DEVICES)))
+                t("selftest.unknown_device", name=name, devices=", ".join(CHOICES)))
         return name
 
     p.add_argument("devices", nargs="*", metavar="DEVICE", type=device,
-                   help=t("cli.opt.selftest_devices", devices=", ".join(DEVICES)))
+                   help=t("cli.opt.selftest_devices", devices=", ".join(CHOICES)))
     p.add_argument("--json", action="store_true", help=t("cli.opt.json"))
+    p.add_argument("--latches", action="store_true", help=t("cli.opt.selftest_latches"))
     p.add_argument("--watch", action="store_true", help=t("cli.opt.selftest_watch"))
     p.add_argument("--interval", type=float, default=0.5, metavar="S",
                    help=t("cli.opt.selftest_interval"))
@@ -46,17 +51,19 @@ def register(sub: argparse._SubParsersAction, t: Callable[..., str]) -> None:
     p.set_defaults(handler=_selftest)
 
 
-def run(app: App, wanted: list[str]) -> list[dict[str, Any]]:
+def run(app: App, wanted: list[str], latches: bool = False) -> list[dict[str, Any]]:
     """The reports (as :meth:`hardware.selftest.DeviceReport.as_dict`) of the ``wanted``
-    devices the kiosk has, from the daemon when it runs."""
+    devices the kiosk has, from the daemon when it runs. Latches are released only with
+    ``latches`` (``--latches``); else the lockers' and the door's sensors are read."""
     client = daemon_for(app, db=False)
     if client is not None:
         with client:
-            return client.request("selftest", devices=wanted, timeout=SELFTEST_WAIT_S)["devices"]
+            return client.request("selftest", devices=wanted, latches=latches,
+                                  timeout=SELFTEST_WAIT_S)["devices"]
     spec = app.settings().hardware
     with tempfile.TemporaryDirectory(prefix="kiosk-selftest-") as runtime, \
             build.build(spec, Path(runtime), wait=0) as devices:
-        reports = [check_device(devices, name) for name in wanted]
+        reports = [check_device(devices, name, latches) for name in wanted]
         return [r.as_dict() for r in reports if r is not None]
 
 
@@ -116,10 +123,18 @@ def _watch(app: App, wanted: list[str]) -> int:
 
 
 def _selftest(app: App) -> int:
-    wanted = list(dict.fromkeys(app.args.devices)) or list(DEVICES)
+    wanted = list(dict.fromkeys(app.args.devices)) or list(CHOICES)
+    if app.args.latches and app.args.watch:
+        app.warn("selftest.latches_not_with_watch")
+        return exitcodes.USAGE
+    hardware = [name for name in wanted if name in DEVICES]
     if app.args.watch:
-        return _watch(app, wanted)
-    reports = run(app, wanted)
+        return _watch(app, hardware)
+    reports = run(app, hardware, latches=app.args.latches) if hardware else []
+    if "sip2" in wanted and app.settings().sip2.enabled:
+        from kiosk.sip2check import check_sip2
+
+        reports.append(check_sip2(app.settings().sip2).as_dict())
     ok = bool(reports) and all(r["ok"] for r in reports)
     if app.json:
         app.emit_json({"ok": ok, "devices": reports})

@@ -28,7 +28,7 @@ from hardware.specs import (
     SecurityPolicy,
     TagReaderSpec,
 )
-from kiosk.config import daemon, desk, devices, ui
+from kiosk.config import daemon, desk, devices, sip2, ui
 from kiosk.config.schema import Key, PerProfile, Schema, Section
 from kiosk.config.settings import (
     PROFILES,
@@ -193,6 +193,7 @@ SCHEMA = Schema(
         daemon.SECTION,
         ui.SECTION,
         desk.SECTION,
+        sip2.SECTION,
     ),
     profile_key="device.profile",
     # Where a profile's defaults differ from a key's own default: "section.key" -> value.
@@ -234,5 +235,6 @@ def build_settings(values: dict[str, dict[str, Any]], source: Path | None) -> Se
         daemon=daemon.build(values["daemon"]),
         ui=ui.build(values["ui"]),
         desk=desk.build(values["desk"]),
+        sip2=sip2.build(values["sip2"]),
         source=source,
     )

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from hardware.specs import HardwareSpec
 from kiosk.config.desk import DeskSettings
+from kiosk.config.sip2 import Sip2Settings
 from sync.circulation import Identity
 from sync.policy import OfflineLimits, Policy, Station
 
@@ -153,6 +154,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     desk: DeskSettings = field(default_factory=DeskSettings)
+    sip2: Sip2Settings = field(default_factory=Sip2Settings)
     source: Path | None = None
 
     def policy(self) -> Policy:

@@ -107,6 +107,7 @@ class Daemon:
         self.writer: db.Writer | None = None
         self.workers: dict[str, Worker] = {}
         self.sync: Any = None  # a SyncWorker when [hub] url is set
+        self.sip2: Any = None  # a Sip2Worker when [sip2] enabled (kiosk.daemon.sip2worker)
         self.web: Any = None  # the touchscreen's server (kiosk.web) when [ui] enabled
         self.control: ControlServer | None = None
         self.steps: Steps | None = None
@@ -222,6 +223,10 @@ class Daemon:
             worker.start()
 
     def _start_sync(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.settings.sip2.enabled:
+            from kiosk.daemon.sip2worker import start_sip2
+
+            self.sip2 = start_sip2(self.settings, self.db_path)
         if not self.settings.hub.enabled:
             return
         from kiosk.daemon.syncworker import SyncWorker
@@ -294,6 +299,8 @@ class Daemon:
     async def _stop_sync(self) -> None:
         if self.sync is not None:
             await asyncio.to_thread(self.sync.stop)
+        if self.sip2 is not None:
+            await asyncio.to_thread(self.sip2.stop)
 
     async def _close_devices(self) -> None:
         if self.devices is not None:
@@ -487,8 +494,9 @@ class Daemon:
 
     def unhealthy(self, now: float | None = None) -> list[str]:
         """Names of the workers that have not made progress in time (empty: all healthy)."""
-        return health.unhealthy(self.workers, self.sync, self.writer,
-                                float(self.settings.daemon.worker_stall_s), now)
+        bad = health.unhealthy(self.workers, self.sync, self.writer,
+                               float(self.settings.daemon.worker_stall_s), now)
+        return bad + (["sip2"] if self.sip2 is not None and not self.sip2.healthy(now) else [])
 
     async def _watchdog(self) -> None:
         if self.settings.daemon.watchdog:

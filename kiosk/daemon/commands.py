@@ -2,8 +2,9 @@
 
 ``hello``      version, pid, database, state: what a client checks first
 ``status``     state, devices, session, sync, queue depth, the flag journal, workers
-``selftest``   ``{"devices": [...]}``: each device tested on its own worker (its polling
-               paused meanwhile); the reports of :mod:`hardware.selftest`
+``selftest``   ``{"devices": [...], "latches": false}``: each device tested on its own
+               worker (its polling paused meanwhile); the reports of
+               :mod:`hardware.selftest`. Latches are released only with ``latches: true``
 ``sync``       sync with the hub now and answer with the report (``no_hub`` without one)
 ``queue``      ``{"limit": N}``: what ``kiosk queue --json`` shows
 ``circ``       ``{"verb": "checkout"|"checkin"|"renew"|"pickup", "card", "items", "hold",
@@ -65,6 +66,7 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
                 **session.summary(), "card": mask_card(session.card)},
             "sync": {"configured": daemon.sync is not None, "online": daemon.hub_online(),
                      "last_report": daemon.last_report},
+            "sip2": daemon.sip2.status() if daemon.sip2 is not None else {"configured": False},
             "workers": now_workers, "unhealthy": daemon.unhealthy(),
             "door_alarms": _door_alarms(daemon),
             "ui": daemon.web.status() if daemon.web is not None else {"enabled": False},
@@ -76,13 +78,17 @@ def control_commands(daemon: Daemon) -> dict[str, Callable[[dict[str, Any]], Awa
         if not isinstance(wanted, list) or any(name not in DEVICES for name in wanted):
             raise ControlError("bad_arguments", "daemon.control.bad_arguments",
                                detail=f"devices are {', '.join(DEVICES)}")
+        latches = args.get("latches", False)
+        if not isinstance(latches, bool):
+            raise ControlError("bad_arguments", "daemon.control.bad_arguments",
+                               detail="latches is true or false")
         assert daemon.devices is not None
         reports = []
         for name in dict.fromkeys(wanted):
             worker = daemon.workers.get(WORKER_OF[name])
             if worker is None:
                 continue  # the kiosk has no such device (a van has no lockers)
-            report = await worker.call(check_device, daemon.devices, name)
+            report = await worker.call(check_device, daemon.devices, name, latches)
             if report is not None:
                 reports.append(report.as_dict())
         return {"ok": all(r["ok"] for r in reports), "devices": reports}

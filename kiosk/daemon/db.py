@@ -37,6 +37,7 @@ from sync.clock import Clock
 from sync.db import Cache
 from sync.policy import Policy, Station
 from sync.rules import Reason
+from sync.sip2 import replay as sip2_replay
 from sync.staff import Override, StaffSession
 from sync.syncer import LAST_SYNC_KEY
 
@@ -326,7 +327,14 @@ def last_sync(conn: sqlite3.Connection) -> dict[str, Any] | None:
 
 def flagged(conn: sqlite3.Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
     """(how many, the first ``limit``) events the hub flagged, oldest first, with what the
-    outbox still knows of them."""
+    outbox still knows of them; then those the library system refused over SIP2
+    (:func:`sync.sip2.replay.refused`, ``source`` ``sip2``)."""
+    hub_total, hub_rows = _hub_flagged(conn, limit)
+    sip2_total, sip2_rows = sip2_replay.refused(conn, max(0, limit - len(hub_rows)))
+    return hub_total + sip2_total, hub_rows + sip2_rows
+
+
+def _hub_flagged(conn: sqlite3.Connection, limit: int) -> tuple[int, list[dict[str, Any]]]:
     total = conn.execute("SELECT count(*) FROM sync_verdicts WHERE outcome != 'ok'").fetchone()[0]
     rows = conn.execute(
         "SELECT v.device_id, v.seq, v.txn_id, v.outcome, v.code, v.message,"
@@ -339,17 +347,19 @@ def flagged(conn: sqlite3.Connection, limit: int) -> tuple[int, list[dict[str, A
         out.append({"device_id": device, "seq": seq, "txn_id": txn, "outcome": outcome,
                     "code": code, "message": message, "corrected_time_ns": corrected,
                     "kind": kind, "wall_ns": wall_ns, "card": p.get("card"),
-                    "item": p.get("item")})
+                    "item": p.get("item"), "source": "hub"})
     return total, out
 
 
 def queue_report(conn: sqlite3.Connection, limit: int) -> dict[str, Any]:
     """What ``kiosk queue --json`` prints: the depth, the oldest ``limit`` unacknowledged
-    events, and the events the hub flagged."""
+    events, the events the hub or the library system flagged, and the events waiting for
+    the library system (SIP2)."""
     flagged_total, flags = flagged(conn, limit)
     return {"depth": outbox.depth(conn),
             "events": [e.as_dict() for e in outbox.unacknowledged(conn, limit=limit)],
-            "flagged_total": flagged_total, "flagged": flags}
+            "flagged_total": flagged_total, "flagged": flags,
+            "sip2_waiting": sip2_replay.waiting(conn)[:limit]}
 
 
 def store_report(conn: sqlite3.Connection) -> dict[str, Any]:

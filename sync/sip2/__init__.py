@@ -9,7 +9,8 @@ Layers, each usable alone:
 - :mod:`~sync.sip2.client`: a blocking client over TCP or TLS returning
   :mod:`~sync.sip2.results`.
 
-Not yet wired into the daemon, the config, the self-test or the syncer (see docs/sip2.md).
+- :mod:`~sync.sip2.replay`: the outbox replayed to the library system, each event once,
+  with the per-system assumptions of :mod:`~sync.sip2.profiles` (see docs/sip2.md).
 """
 
 from sync.sip2.client import Sip2Client
