@@ -25,16 +25,17 @@ import sqlite3
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sync import cardnumbers, idnumbers, outbox, personal, stats
+from sync import audit, cardnumbers, idnumbers, outbox, personal, stats
 from sync.cardnumbers import Supply
 from sync.circulation import Identity
 from sync.clock import Clock, Reading, read
 from sync.db import Cache
 from sync.outbox import Event
 from sync.personal import Keys, Sensitive
+from sync.staff import StaffSession
 
 log = logging.getLogger(__name__)
 
@@ -281,7 +282,8 @@ class Registrar:
         return left
 
     def register(self, app: Application, *,
-                 issue: Callable[[str], str] | None = None) -> Registered:
+                 issue: Callable[[str], str] | None = None,
+                 by: StaffSession | None = None) -> Registered:
         """Register the reader of ``app``. Raises :class:`RegistrationRefused` (with every
         problem) or :class:`~sync.cardnumbers.CardNumbersExhausted`; either way nothing was
         stored but the refusal's count in the statistics.
@@ -289,7 +291,9 @@ class Registrar:
         ``issue(card_number)`` writes the number to the reader's card and returns the card's
         UID once the card reads back right; it runs inside the registration's transaction,
         after every check, so a card that fails to write (``issue`` raises) leaves nothing
-        stored and the number unused, and the exception goes to the caller."""
+        stored and the number unused, and the exception goes to the caller. ``by``: the
+        staff member registering, recorded in the audit (``register_reader``: the card and
+        the reader type, never a personal number) in the same transaction."""
         reading = read(self.clock)
         today = reading.local_date(self.identity.timezone)
         problems, valid = validate(app, today)
@@ -300,8 +304,18 @@ class Registrar:
         id_hash = self.keys.person_hash(id_type, valid.id_number)
         try:
             with self.cache.transaction() as conn:
-                return self._register(conn, reading, today, app, id_type, id_hash, valid,
+                done = self._register(conn, reading, today, app, id_type, id_hash, valid,
                                       issue)
+                if by is not None:
+                    audit.record(
+                        conn, action="register_reader",
+                        at=datetime.fromtimestamp(reading.wall_ns / 1e9, UTC),
+                        staff_id=by.staff_id, staff_card=by.card_number,
+                        details={"card": done.card_number, "patron_type": done.patron_type},
+                        txn_id=done.event.txn_id, reading=reading,
+                        forward=audit.Forward(self.identity.device_id, self.identity.branch,
+                                              self.clock))
+                return done
         except RegistrationRefused as exc:
             self._count_refusal(today, exc.problems)
             raise

@@ -35,11 +35,13 @@ from kiosk.daemon.state import (
     CardSeen,
     Finish,
     Mode,
+    OverrideLend,
     PadBook,
     Pickup,
     SetMode,
     TagsChanged,
     Tick,
+    TypedBook,
 )
 
 A, B = "431100000017", "431100000025"
@@ -127,6 +129,24 @@ SCRIPTS = {
         (0, ReturnCommitted("E01", "1", "书1", "txn-r1"), ["SetFlag:shelf"]),
         (0, FlagFailed("E01", False, "device.write_failed"),
          ["Notify:returned", "Notify:hand_to_staff"]),
+    ],
+    "a barcode typed at the desk is lent with no tag to write, and not twice": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (1, TypedBook("7"), ["Lend"]),
+        (1, TypedBook("7"), []),
+        (1, LoanCommitted("typed:7", "7", "txn-7", "书7", "2026-12-25"), ["Notify:lent"]),
+        (2, Finish(), ["EndSession:finished"]),
+    ],
+    "a barcode typed with no card in session is taken back, no tag written": [
+        (0, TypedBook("7"), ["StartSession", "Return"]),
+        (0, ReturnCommitted("typed:7", "7", "书7", "txn-r7"), ["Notify:returned"]),
+    ],
+    "a refused typed loan may be lent with an override": [
+        (0, CardSeen(A, "U1"), ["StartSession"]),
+        (1, TypedBook("7"), ["Lend"]),
+        (1, LoanRefused("typed:7", "7", "书7", "circ.reason.patron_blocked"),
+         ["Notify:not_lent"]),
+        (1, OverrideLend("7", "补办手续"), ["Lend"]),
     ],
     "a new card ends the session and starts another": [
         (0, CardSeen(A, "U1"), ["StartSession"]),

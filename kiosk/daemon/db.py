@@ -154,18 +154,19 @@ class Writer:
     # -- lending at the pad, with the flag journal ---------------------------------------
 
     def lend(self, card: str, barcode: str, uid: str, *, by: StaffSession | None = None,
-             override_reason: str | None = None) -> Outcome:
+             override_reason: str | None = None, journal: bool = True) -> Outcome:
         """Lend ``barcode`` to ``card``; an allowed loan commits together with its journal
         row (state ``lent``) naming tag ``uid``. Older rows of the same book go in that
         transaction: the new loan's flag decides what its tag must say now.
 
         ``by``: lent at the staff desk by this staff member (audited); with
         ``override_reason`` too, the overridable refusals are let through (see
-        :meth:`sync.circulation.Circulation.checkout`)."""
+        :meth:`sync.circulation.Circulation.checkout`). ``journal`` False: a book typed at
+        the desk, whose tag nobody will write, gets no journal row."""
         now = _now()
 
-        def journal(conn: sqlite3.Connection, first_seq: int) -> None:
-            if not self._appended(conn, first_seq, "checkout"):
+        def hook(conn: sqlite3.Connection, first_seq: int) -> None:
+            if not journal or not self._appended(conn, first_seq, "checkout"):
                 return
             conn.execute("DELETE FROM flag_pending WHERE barcode = ?", (barcode,))
             conn.execute(
@@ -174,7 +175,7 @@ class Writer:
                 " WHERE device_id = ? AND seq > ? AND kind = 'checkout'",
                 (barcode, uid, card, now, self.identity.device_id, first_seq))
 
-        with self._cache().hooked(journal):
+        with self._cache().hooked(hook):
             if by is None:
                 return self._circ().checkout(card, barcode)
             if override_reason is not None:

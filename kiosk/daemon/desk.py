@@ -6,10 +6,12 @@ patron session and asks for the staff PIN on the screen; wrong PINs count toward
 kept in the database (:func:`sync.staff.sign_in`). Signed in, staff:
 
 - lend and take back for a patron by tapping the patron's card (or typing its number) and
-  placing books on the pad: the patron session machine does the work, as at the kiosk, but
-  at :attr:`~sync.policy.Station.DESK`, audited with the staff member's name, and with no
-  patron PIN (staff vouch for the card holder). A refused loan may be lent anyway with a
-  reason (:class:`~kiosk.daemon.state.OverrideLend`, recorded as an override);
+  placing books on the pad (or typing the barcode of a book whose tag cannot be read: it is
+  lent or returned without writing its tag, and staff are told so): the patron session
+  machine does the work, as at the kiosk, but at :attr:`~sync.policy.Station.DESK`,
+  audited with the staff member's name, and with no patron PIN (staff vouch for the card
+  holder). A refused loan may be lent anyway with a reason
+  (:class:`~kiosk.daemon.state.OverrideLend`, recorded as an override);
 - choose the current van stop from ``[desk] stops`` (:mod:`sync.stops`);
 - register a reader (``[desk] registration``): the form is checked first
   (:meth:`sync.registration.Registrar.check`), then staff put a blank card on the reader;
@@ -39,7 +41,7 @@ from kiosk.daemon import db
 from kiosk.daemon.actions import Action
 from kiosk.daemon.bus import EventBus
 from kiosk.daemon.session import SessionMachine
-from kiosk.daemon.state import CardSeen, OverrideLend
+from kiosk.daemon.state import CardSeen, OverrideLend, TypedBook
 from kiosk.daemon.workers import CardWorker, PrinterWorker
 from kiosk.messages import Catalogue
 from sync import audit, personal, staff, stops
@@ -321,6 +323,16 @@ class Desk:
         self.publish()
         await self.run_steps(self.machine.feed(CardSeen(card, ""), time.monotonic()))
 
+    async def typed_book(self, barcode: str) -> None:
+        """A book's barcode typed in: lent to the card in session, else taken back."""
+        self.require_staff()
+        barcode = barcode.strip()
+        if not barcode or len(barcode) > 32 or not barcode.isalnum():
+            raise DeskError("staff.desk.bad_barcode", status=422)
+        self.page = "lend"
+        self.publish()
+        await self.run_steps(self.machine.feed(TypedBook(barcode), time.monotonic()))
+
     async def override(self, barcode: str, reason: str) -> None:
         self.require_staff()
         reason = reason.strip()
@@ -411,7 +423,9 @@ class Desk:
             return card.uid_hex
 
         try:
-            registered = await self.writer.run(lambda: registrar.register(app, issue=issue))
+            who = self.staff
+            registered = await self.writer.run(
+                lambda: registrar.register(app, issue=issue, by=who))
         except RegistrationRefused as exc:
             self.registration = {"state": "form",
                                  "problems": [p.as_dict() for p in exc.problems]}

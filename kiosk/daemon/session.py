@@ -74,6 +74,7 @@ from kiosk.daemon.state import (
     SetMode,
     TagsChanged,
     Tick,
+    TypedBook,
 )
 
 # -- the machine -----------------------------------------------------------------------------
@@ -91,6 +92,10 @@ class _Book:
     message_key: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    typed: bool = False  # typed at the desk: no tag to write (uid "typed:BARCODE")
+
+
+TYPED = "typed:"
 
 
 @dataclass
@@ -257,11 +262,36 @@ class SessionMachine:
             return []
         book = next((b for b in session.books.values() if b.barcode == event.barcode
                      and b.kind == "lend" and b.state == "refused"), None)
-        if book is None or book.uid not in self.on_pad:
+        if book is None or (not book.typed and book.uid not in self.on_pad):
             return []
         session.last_activity, session.warned = now, False
         book.state, book.message_key, book.params = "pending", "", {}
         return [Lend(session.id, session.card, book.uid, book.barcode, event.reason)]
+
+    def _typed_book(self, event: TypedBook, now: float) -> list[Action]:
+        """A barcode typed at the desk: lent to the card in session, or returned (a return
+        session starts when there is none). Typed again while still being handled, or once
+        done, it is not handled twice."""
+        actions: list[Action] = []
+        if self.session is None:
+            actions += self._start(None, Mode.RETURN, now)
+        session = self.session
+        assert session is not None
+        uid = TYPED + event.barcode
+        old = session.books.get(uid)
+        if old is not None and old.state not in ("refused", "failed", "returned", "undone"):
+            return actions
+        session.last_activity, session.warned = now, False
+        lend = session.mode is Mode.LEND and session.card is not None
+        if lend and session.pin != "ok":
+            return actions  # no PIN at the desk, but never lend around one
+        book = _Book(uid, event.barcode, "lend" if lend else "return", title=event.barcode,
+                     typed=True)
+        session.books[uid] = book
+        if lend:
+            assert session.card is not None
+            return [*actions, Lend(session.id, session.card, uid, event.barcode)]
+        return [*actions, Return(session.id, uid, event.barcode)]
 
     def _pin_entered(self, event: PinEntered, now: float) -> list[Action]:
         session = self.session
@@ -338,6 +368,11 @@ class SessionMachine:
         session, book = found
         book.state, book.txn_id = "committed", result.txn_id
         book.title, book.due_date = result.title, result.due_date
+        if book.typed:  # no tag to secure: lent as it stands, and staff are told so
+            book.state = "lent"
+            params = {"title": book.title, "due_date": book.due_date, "barcode": book.barcode}
+            return [Notify(session.id, "lent", "circ.checkout.ok", params, book.uid,
+                           book.barcode, book.txn_id, ("daemon.book.typed_no_tag",))]
         return [SetFlag(session.id, book.uid, book.barcode, True, result.txn_id)]
 
     def _refused(self, result: LoanRefused | ReturnRefused, now: float) -> list[Action]:
@@ -420,6 +455,11 @@ class SessionMachine:
         book.state, book.title, book.txn_id = "committed", result.title, result.txn_id
         book.params = {"title": result.title, "barcode": book.barcode, **result.params}
         book.notes = result.notes
+        if book.typed:
+            book.state = "returned"
+            return [Notify(session.id, "returned", "circ.checkin.ok", dict(book.params),
+                           book.uid, book.barcode, book.txn_id,
+                           (*book.notes, "daemon.book.typed_no_tag"))]
         # No journal row to settle: a returned book with an on-loan flag is harmless.
         return [SetFlag(session.id, book.uid, book.barcode, False)]
 
@@ -500,6 +540,7 @@ _HANDLERS: dict[type, Any] = {
     Pickup: SessionMachine._pickup,
     PinEntered: SessionMachine._pin_entered,
     OverrideLend: SessionMachine._override_lend,
+    TypedBook: SessionMachine._typed_book,
     PinChecked: SessionMachine._pin_checked,
     HoldsFound: SessionMachine._holds_found,
     PickedUp: SessionMachine._picked_up,

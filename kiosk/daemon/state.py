@@ -178,5 +178,14 @@ class OverrideLend:
     kind = "override_lend"
 
 
+@dataclass(frozen=True)
+class TypedBook:
+    """Staff at the desk typed a book's barcode (its tag cannot be read, or the book has
+    none): it is lent or returned like a book on the pad, but no tag is written."""
+
+    barcode: str
+    kind = "typed_book"
+
+
 DeviceEvent = (CardSeen | CardRemoved | EntryCardSeen | TagsChanged | DoorChanged | DoorAlarm
                | PrinterStatusChanged | DeviceChanged | SyncStateChanged)

@@ -56,7 +56,7 @@ from kiosk.daemon.actions import (
 )
 from kiosk.daemon.bus import EventBus
 from kiosk.daemon.pin import PinStep, PinTries
-from kiosk.daemon.session import SessionMachine
+from kiosk.daemon.session import TYPED, SessionMachine
 from kiosk.daemon.workers import DoorWorker, PrinterWorker, TagWorker
 from kiosk.messages import Catalogue
 from sync import stats as daily_stats
@@ -155,12 +155,13 @@ class Steps:
         return link is None or link.online
 
     async def _lend(self, action: Lend) -> Result:
-        if not self._reader_online():
+        typed = action.uid.startswith(TYPED)
+        if not typed and not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
         try:
             outcome = await self.writer.run(partial(
                 self.writer.lend, action.card, action.barcode, action.uid, by=self.staff(),
-                override_reason=action.override_reason))
+                override_reason=action.override_reason, journal=not typed))
         except CacheError as exc:
             return StepFailed(action.uid, action.barcode, exc.message_key, dict(exc.params))
         except OverrideNotAllowed as exc:
@@ -204,7 +205,7 @@ class Steps:
         return LoanUndone(action.uid, outcome.decision.changes_state)
 
     async def _return(self, action: Return) -> Result:
-        if not self._reader_online():
+        if not action.uid.startswith(TYPED) and not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
         try:
             outcome = await self.writer.run(partial(self.writer.give_back, action.barcode,

@@ -9,6 +9,8 @@ signed-in staff member (403 otherwise), so no patron session reaches them:
 ``page``      ``{"page": "home"|"register"|"lend"}``
 ``stop``      ``{"stop": NAME|null}``: the van's current stop (one of ``[desk] stops``)
 ``patron``    ``{"card"}``: a patron card number typed in, as if the card was tapped
+``item``      ``{"barcode"}``: a book's barcode typed in (lent to the card in session, else
+              returned); its tag is not written
 ``override``  ``{"barcode", "reason"}``: lend a refused book anyway, with a reason
 ``register``  the registration form (``name``, ``id_type``, ``id_number``, ``phone``,
               ``village``, ``address``, ``patron_type``, ``guardian_name``,
@@ -71,6 +73,10 @@ async def _patron(desk: Desk, body: dict[str, Any]) -> None:
     await desk.patron(_text(body, "card"))
 
 
+async def _item(desk: Desk, body: dict[str, Any]) -> None:
+    await desk.typed_book(_text(body, "barcode"))
+
+
 async def _override(desk: Desk, body: dict[str, Any]) -> None:
     await desk.override(_text(body, "barcode"), _text(body, "reason"))
 
@@ -88,7 +94,7 @@ async def _register_cancel(desk: Desk, body: dict[str, Any]) -> None:
 
 ACTIONS: dict[str, Handler] = {
     "pin": _pin, "cancel": _cancel, "sign_out": _sign_out, "page": _page, "stop": _stop,
-    "patron": _patron, "override": _override, "register": _register,
+    "patron": _patron, "item": _item, "override": _override, "register": _register,
     "register_cancel": _register_cancel,
 }
 

@@ -119,11 +119,9 @@ const LINE_ICON = { working: "wait", lent: "ok", returned: "ok", not_lent: "no",
 
 function lineText(line) {
   if (line.state === "working") return t(line.message_key || "ui.line.working", line.params);
-  if (line.state === "lent") return t("ui.line.lent", { due_date: line.due_date });
-  if (line.state === "returned") {
-    const notes = (line.notes || []).map((key) => t(key, line.params)).join(" ");
-    return [t("ui.line.returned"), notes].filter(Boolean).join(" ");
-  }
+  const notes = (line.notes || []).map((key) => t(key, line.params)).join(" ");
+  if (line.state === "lent") return [t("ui.line.lent", { due_date: line.due_date }), notes].filter(Boolean).join(" ");
+  if (line.state === "returned") return [t("ui.line.returned"), notes].filter(Boolean).join(" ");
   if (line.message_key) return t(line.message_key, line.params);
   return t(`ui.line.${line.state}`);
 }

@@ -88,6 +88,16 @@ function typedCard() {
   return form;
 }
 
+function typedBarcode() {
+  // A book whose tag cannot be read: its barcode typed in (lent to the card in session,
+  // else taken back); the daemon says on its line that the tag was not written.
+  const input = el("input", { id: "desk-barcode", autocomplete: "off", "aria-label": t("ui.desk.lend.barcode") });
+  const form = el("form", { class: "desk-typed" }, el("label", { for: "desk-barcode", text: t("ui.desk.lend.barcode") }), input,
+    el("button", { type: "submit", id: "desk-barcode-go" }, t("ui.desk.lend.barcode_go")));
+  form.addEventListener("submit", (e) => { e.preventDefault(); if (input.value.trim()) deskPost("item", { barcode: input.value.trim() }); });
+  return form;
+}
+
 function overrideBox(line) {
   if (desk.override !== line.barcode) {
     return button(t("ui.desk.override.ask"), () => { desk.override = line.barcode; draw(); },
@@ -107,7 +117,7 @@ function deskLend(view) {
   const s = view.session;
   if (!s) {
     return [el("h1", { id: "heading", text: t("ui.desk.lend.heading") }),
-      el("p", { class: "instruction" }, icon("card"), el("span", { text: t("ui.desk.home.tap_patron") })), typedCard()];
+      el("p", { class: "instruction" }, icon("card"), el("span", { text: t("ui.desk.home.tap_patron") })), typedCard(), typedBarcode()];
   }
   const acct = s.account || {};
   const lines = s.lines.map((line) => {
@@ -119,6 +129,7 @@ function deskLend(view) {
     el("h1", { id: "heading", text: s.card ? t("ui.desk.lend.for", { name: acct.name || s.card }) : t("ui.session.returning") }),
     el("ul", { class: "lines", id: "lines" }, lines),
     lines.length ? null : el("p", { class: "instruction" }, icon("book"), el("span", { text: t("ui.desk.lend.place") })),
+    typedBarcode(),
     el("div", { class: "tabs" },
       button(t("ui.mode.return"), () => post("/api/press", { action: "return" }), { class: "tab", id: "desk-mode-return" }),
       button(t("ui.desk.lend.done"), () => post("/api/press", { action: "finish" }), { class: "finish primary", id: "desk-finish" })),
