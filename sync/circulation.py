@@ -15,13 +15,15 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sync import audit, outbox, rules, staff, stats
+from sync import audit, online, outbox, rules, staff, stats
 from sync import cache_views as views
 from sync.clock import Clock, Reading, read
 from sync.db import Cache
+from sync.online import IlsDecision
 from sync.outbox import Event
 from sync.policy import Policy, Station
 from sync.rules import Action, Decision, Flag, Reason, RouteKind
+from sync.sip2.replay import record_online
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,8 @@ class Circulation:
 
     def checkout(self, card: str, barcode: str, station: Station | None = None,
                  override: staff.Override | None = None,
-                 by: staff.StaffSession | None = None) -> Outcome:
+                 by: staff.StaffSession | None = None,
+                 decided_by_ils: IlsDecision | None = None) -> Outcome:
         """Lend the item with ``barcode`` to the holder of ``card``.
 
         With ``override`` (at :attr:`Station.DESK` only, by a signed-in staff member, with
@@ -187,7 +190,14 @@ class Circulation:
         override that could not help, ``checkout_override_refused``). Raises
         :class:`sync.staff.OverrideNotAllowed` before anything is done when the override
         may not be used here.
+
+        ``decided_by_ils``: the library system already lent the book online (SIP2): the
+        loan is recorded whatever the cache's rules say (see :mod:`sync.online`), a card
+        the cache does not know is recorded as a reader learned from the library system,
+        and the event is marked answered for the SIP2 replay in the same transaction.
         """
+        if decided_by_ils is not None and override is not None:
+            raise ValueError("a loan the library system decided takes no staff override")
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
@@ -209,13 +219,25 @@ class Circulation:
                 views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
                 waive=override.waive if override is not None else frozenset(),
             )
+            extra: dict[str, Any] = {}
+            if decided_by_ils is not None:
+                if not decision.allowed:
+                    extra["local_reason"] = str(decision.reason)
+                if patron is None:
+                    found = self._learn_patron(conn, card, reading)
+                    patron = found[0]
+                decision = online.checkout_decision(
+                    patron, item, loan, holds, decision, decided_by_ils,
+                    views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx)
             self._count(conn, ctx, decision)
             events: list[Event] = []
             if decision.allowed:
                 assert patron is not None
                 events = self._apply_checkout(conn, ctx, reading, patron, item, barcode, loan,
-                                              decision, override)
+                                              decision, override, extra)
                 found = views.patron_by_card(conn, card)
+                if decided_by_ils is not None:
+                    self._settled_online(conn, events, decided_by_ils, reading)
             if session is not None and override is not None:
                 self._audit_override(conn, reading, session, override, card, barcode,
                                      decision, events)
@@ -234,7 +256,7 @@ class Circulation:
         self, conn: sqlite3.Connection, ctx: rules.Context, reading: Reading,
         patron: rules.PatronView, item: rules.ItemView | None, barcode: str,
         previous: rules.LoanView | None, decision: Decision,
-        override: staff.Override | None = None,
+        override: staff.Override | None = None, extra: dict[str, Any] | None = None,
     ) -> list[Event]:
         when = reading.wall_iso(self.identity.timezone)
         overridden = override is not None and bool(decision.waived)
@@ -279,7 +301,7 @@ class Circulation:
             "card": patron.card_number, "item": barcode,
             "due_date": decision.due_date.isoformat(),
             "flags": sorted(str(f) for f in decision.flags),
-            "hold_id": decision.hold_id, "station": str(ctx.station),
+            "hold_id": decision.hold_id, "station": str(ctx.station), **(extra or {}),
         }
         if overridden:
             assert override is not None and override.session is not None
@@ -290,6 +312,32 @@ class Circulation:
             })
         events.append(self._event(conn, "checkout", payload, reading, txn))
         return events
+
+    def _learn_patron(self, conn: sqlite3.Connection, card: str,
+                      reading: Reading) -> tuple[rules.PatronView, str]:
+        """A card the cache does not know, but the library system lent to: recorded with
+        no name and type :data:`sync.online.LEARNED_PATRON_TYPE` (a hub or a rebuild
+        fills it in later; the hub's feed updates the row by its card number)."""
+        conn.execute(
+            "INSERT INTO patrons (card_number, name, patron_type, updated_at)"
+            " VALUES (?, '', ?, ?)",
+            (card, online.LEARNED_PATRON_TYPE, reading.wall_iso(self.identity.timezone)))
+        found = views.patron_by_card(conn, card)
+        assert found is not None
+        return found
+
+    def _settled_online(self, conn: sqlite3.Connection, events: list[Event],
+                        ils: IlsDecision, reading: Reading) -> None:
+        """The library system decided ``events`` online: keep its title when the cache
+        has none, and mark them answered for the SIP2 replay, in this transaction."""
+        if ils.title:
+            for event in events:
+                conn.execute("UPDATE items SET title = ? WHERE barcode = ?"
+                             " AND coalesce(title, '') = ''", (ils.title, event.payload["item"]))
+        record_online(conn, [e.txn_id for e in events], state="ok", code="online",
+                      acknowledge=ils.acknowledge,
+                      stamp=datetime.fromtimestamp(reading.wall_ns / 1e9, UTC).isoformat(
+                          timespec="seconds"))
 
     def _audit_override(
         self, conn: sqlite3.Connection, reading: Reading, session: staff.StaffSession,
@@ -331,9 +379,12 @@ class Circulation:
     # -- checkin -------------------------------------------------------------------------
 
     def checkin(self, barcode: str, station: Station | None = None,
-                by: staff.StaffSession | None = None) -> Outcome:
+                by: staff.StaffSession | None = None,
+                decided_by_ils: IlsDecision | None = None) -> Outcome:
         """Take back the item with ``barcode``, wherever it was lent. ``by``: the staff
-        member taking it back at the desk (a ``desk_checkin`` audit row commits with it)."""
+        member taking it back at the desk (a ``desk_checkin`` audit row commits with it).
+        ``decided_by_ils``: the library system already took it back online (SIP2): the
+        event is flagged ``ils_decided`` and marked answered for the replay."""
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
@@ -341,6 +392,8 @@ class Circulation:
             loan = views.open_loan(conn, item.id) if item else None
             holds = views.active_holds(conn, item.id) if item else ()
             decision = rules.checkin(item, loan, holds, ctx)
+            if decided_by_ils is not None:
+                decision = online.checkin_decision(decision)
             self._count(conn, ctx, decision)
             events: list[Event] = []
             borrower = None
@@ -351,6 +404,8 @@ class Circulation:
                 if by is not None:
                     self._audit_desk(conn, reading, by, "desk_checkin", events,
                                      {"item": barcode})
+                if decided_by_ils is not None:
+                    self._settled_online(conn, events, decided_by_ils, reading)
             item_id = item.id if item else self._item_id(conn, barcode)
             info = views.item_details(conn, item_id) if item_id else {"barcode": barcode}
             to = decision.route.to_branch if decision.route else None

@@ -57,6 +57,7 @@ class Flag(StrEnum):
     NO_LOCAL_LOAN = "no_local_loan"
     OVERDUE = "overdue"
     FULFILS_HOLD = "fulfils_hold"
+    ILS_DECIDED = "ils_decided"  # the library system decided it online (sync.online)
 
 
 class RouteKind(StrEnum):

@@ -6,9 +6,11 @@ case needs so a reader sees the whole situation in the test.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -138,3 +140,11 @@ def folder():
     write_config(path, path / "kiosk.db")
     yield path
     remove_tree(path)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium, one per test module (see tests/browser.py)."""
+    from tests.browser import launch
+
+    yield from launch()

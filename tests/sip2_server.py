@@ -352,7 +352,8 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class Sip2TestServer(socketserver.ThreadingTCPServer):
-    """``with Sip2TestServer(ils) as server:`` serves on 127.0.0.1 on a free port."""
+    """``with Sip2TestServer(ils) as server:`` serves on 127.0.0.1 on a free port (or on
+    ``port``, for a library system that comes back where it was)."""
 
     daemon_threads = True
     allow_reuse_address = True
@@ -360,8 +361,8 @@ class Sip2TestServer(socketserver.ThreadingTCPServer):
 
     def __init__(self, ils: Ils, *, charset: str = "cp850",
                  login: tuple[str, str] | None = ("kiosk", "secret"),
-                 tls: ssl.SSLContext | None = None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
+                 tls: ssl.SSLContext | None = None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
         self.ils, self.charset, self.login, self.tls = ils, charset, login, tls
         self.faults = Faults()
         self.state = threading.Lock()

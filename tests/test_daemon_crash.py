@@ -14,7 +14,7 @@ to fail. After every restart, once the daemon has looked at its pad:
   likewise. Some rounds take the books away while the daemon is down, so some loans can
   only be listed.
 
-100 kills in the normal run; ``KIOSK_SOAK`` runs 1,000 (``KIOSK_DAEMON_KILLS`` sets it).
+50 kills in the normal run (CI); ``KIOSK_SOAK`` runs 1,000 (``KIOSK_DAEMON_KILLS`` sets it).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from tests.daemon_helpers import (
 from tests.invariants import violations
 
 KILLS = int(os.environ.get("KIOSK_DAEMON_KILLS",
-                           "1000" if os.environ.get("KIOSK_SOAK") else "100"))
+                           "1000" if os.environ.get("KIOSK_SOAK") else "50"))
 ON_LOAN, ON_SHELF = 0xC2, 0x07
 
 # A fresh process for every daemon run, started ahead of time: it imports the kiosk, then

@@ -12,10 +12,11 @@ import pytest
 import requests
 
 from sync.sample import EDGE_CASES
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.daemon_helpers import remove_tree, short_dir
 from tests.sip2_server import make_tls
 from tests.test_desk_ui import VAN_PIN, VAN_STAFF, desk_post, good_form
-from tests.test_web_ui import CHROMIUM, CHROMIUM_ARGS, Demo
+from tests.test_web_ui import Demo
 
 
 class LaptopDemo(Demo):

@@ -15,7 +15,7 @@ import pytest
 
 from sync.sample import EDGE_CASES
 from tests.daemon_helpers import remove_tree, short_dir
-from tests.test_web_ui import CHROMIUM, CHROMIUM_ARGS, Demo, check_screen, line, text
+from tests.test_web_ui import Demo, check_screen, line, text
 
 VAN_STAFF, VAN_PIN = "9900000001", "2468"
 ADMIN, ADMIN_PIN = "9900000002", "1357"  # locked out by the lockout test: nobody else uses it
@@ -32,17 +32,6 @@ def demo() -> Iterator[Demo]:
     finally:
         running.stop()
         remove_tree(folder)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    assert CHROMIUM is not None, "Debian's chromium is missing: run scripts/setup"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def desk_post(demo: Demo, action: str, **body: Any) -> Any:

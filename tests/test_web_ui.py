@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -31,10 +30,6 @@ from tests.daemon_helpers import remove_tree, short_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "build" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 LANGS = ["zh-CN", "en"]
 # 9 mm at CSS's 96 px per inch.
 MIN_TARGET_PX = 9 / 25.4 * 96
@@ -190,18 +185,6 @@ def demo() -> Iterator[Demo]:
     finally:
         running.stop()
         remove_tree(folder)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    # No skipping: a kiosk whose screen is untested is not tested. scripts/setup installs it.
-    assert CHROMIUM is not None, "Debian's chromium is missing: run scripts/setup"
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _open(demo: Demo, browser: Any) -> Iterator[Any]:

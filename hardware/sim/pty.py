@@ -161,11 +161,14 @@ class PtyDevice:
                 due = len(data)
             if self._leaving.is_set():
                 return False
+            # Counted before the write: the reader may have the bytes (and a test may read
+            # the count) before this thread runs again.
+            self.bytes_out += due - sent
             try:
                 os.write(self._master, data[sent:due])
             except OSError:
+                self.bytes_out -= due - sent
                 return False
-            self.bytes_out += due - sent
             sent = due
         self._tx_free = start + len(data) * bt
         return True

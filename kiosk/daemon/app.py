@@ -227,6 +227,11 @@ class Daemon:
             from kiosk.daemon.sip2worker import start_sip2
 
             self.sip2 = start_sip2(self.settings, self.db_path)
+            if self.sip2 is not None and self.steps is not None:
+                from kiosk.daemon.ils import OnlineIls
+
+                self.steps.ils = OnlineIls(self.sip2, acknowledge=not self.settings.hub.enabled,
+                                           wait_s=self.settings.sip2.timeout_ms / 1000)
         if not self.settings.hub.enabled:
             return
         from kiosk.daemon.syncworker import SyncWorker
@@ -299,6 +304,8 @@ class Daemon:
     async def _stop_sync(self) -> None:
         if self.sync is not None:
             await asyncio.to_thread(self.sync.stop)
+        if self.steps is not None and self.steps.ils is not None:
+            await asyncio.to_thread(self.steps.ils.close)
         if self.sip2 is not None:
             await asyncio.to_thread(self.sip2.stop)
 

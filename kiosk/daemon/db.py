@@ -35,6 +35,7 @@ from sync import migrations, outbox
 from sync.circulation import Circulation, Identity, Outcome
 from sync.clock import Clock
 from sync.db import Cache
+from sync.online import IlsDecision
 from sync.policy import Policy, Station
 from sync.rules import Reason
 from sync.sip2 import replay as sip2_replay
@@ -154,7 +155,8 @@ class Writer:
     # -- lending at the pad, with the flag journal ---------------------------------------
 
     def lend(self, card: str, barcode: str, uid: str, *, by: StaffSession | None = None,
-             override_reason: str | None = None, journal: bool = True) -> Outcome:
+             override_reason: str | None = None, journal: bool = True,
+             ils: IlsDecision | None = None, ils_unknown: bool = False) -> Outcome:
         """Lend ``barcode`` to ``card``; an allowed loan commits together with its journal
         row (state ``lent``) naming tag ``uid``. Older rows of the same book go in that
         transaction: the new loan's flag decides what its tag must say now.
@@ -162,10 +164,16 @@ class Writer:
         ``by``: lent at the staff desk by this staff member (audited); with
         ``override_reason`` too, the overridable refusals are let through (see
         :meth:`sync.circulation.Circulation.checkout`). ``journal`` False: a book typed at
-        the desk, whose tag nobody will write, gets no journal row."""
+        the desk, whose tag nobody will write, gets no journal row.
+
+        ``ils``: the library system lent it online (SIP2); ``ils_unknown``: it was asked and
+        the answer was lost, so the loan is decided here and its event is recorded as sent
+        with a lost reply (the replayer checks before it sends again)."""
         now = _now()
 
         def hook(conn: sqlite3.Connection, first_seq: int) -> None:
+            if ils_unknown:
+                self._answer_lost(conn, first_seq, "checkout")
             if not journal or not self._appended(conn, first_seq, "checkout"):
                 return
             conn.execute("DELETE FROM flag_pending WHERE barcode = ?", (barcode,))
@@ -177,11 +185,12 @@ class Writer:
 
         with self._cache().hooked(hook):
             if by is None:
-                return self._circ().checkout(card, barcode)
+                return self._circ().checkout(card, barcode, decided_by_ils=ils)
             if override_reason is not None:
                 return self._circ().checkout(card, barcode, Station.DESK,
                                              override=Override(by, override_reason))
-            return self._circ().checkout(card, barcode, Station.DESK, by=by)
+            return self._circ().checkout(card, barcode, Station.DESK, by=by,
+                                         decided_by_ils=ils)
 
     def flag_confirmed(self, txn_id: str) -> None:
         """The tag of loan ``txn_id`` read back "on loan": its journal row goes."""
@@ -208,14 +217,16 @@ class Writer:
                          (txn_id,))
 
     def give_back(self, barcode: str, station: Station = Station.KIOSK, *,
-                  by: StaffSession | None = None) -> Outcome:
+                  by: StaffSession | None = None, ils: IlsDecision | None = None,
+                  ils_unknown: bool = False) -> Outcome:
         """A return (the flag is set afterwards, at the pad). A committed return ends the
         book's journal rows: a returned book with an on-loan flag is harmless. ``by``:
-        taken back at the staff desk by this staff member (audited)."""
+        taken back at the staff desk by this staff member (audited). ``ils`` and
+        ``ils_unknown``: as for :meth:`lend`."""
         if by is not None:
             station = Station.DESK
-        return self._superseding(barcode, "checkin",
-                                 lambda: self._circ().checkin(barcode, station, by=by))
+        return self._superseding(barcode, "checkin", lambda: self._circ().checkin(
+            barcode, station, by=by, decided_by_ils=ils), lost_answer=ils_unknown)
 
     def forget_stale(self) -> int:
         """Delete journal rows that no longer say anything about a tag (their loan was
@@ -257,16 +268,30 @@ class Writer:
     def count_entry(self, problem: Reason | None) -> None:
         self._circ().count_entry(problem)
 
-    def _superseding(self, barcode: str, kind: str, change: Callable[[], Outcome]) -> Outcome:
+    def _superseding(self, barcode: str, kind: str, change: Callable[[], Outcome],
+                     lost_answer: bool = False) -> Outcome:
         """Run ``change``; when it commits an event of ``kind``, the book's journal rows go
-        in the same transaction (what its tag must say is decided anew)."""
+        in the same transaction (what its tag must say is decided anew). ``lost_answer``:
+        see :meth:`_answer_lost`."""
 
         def journal(conn: sqlite3.Connection, first_seq: int) -> None:
+            if lost_answer:
+                self._answer_lost(conn, first_seq, kind)
             if self._appended(conn, first_seq, kind):
                 conn.execute("DELETE FROM flag_pending WHERE barcode = ?", (barcode,))
 
         with self._cache().hooked(journal):
             return change()
+
+    def _answer_lost(self, conn: sqlite3.Connection, first_seq: int, kind: str) -> None:
+        """The events of ``kind`` this transaction appended were put to the library system
+        online and the answer was lost: on record as sent (``sip2_outcomes`` state
+        ``sending``), so the replayer asks item information before it sends them again."""
+        txns = [r[0] for r in conn.execute(
+            "SELECT txn_id FROM outbox WHERE device_id = ? AND seq > ? AND kind = ?",
+            (self.identity.device_id, first_seq, kind))]
+        sip2_replay.record_online(conn, txns, state="sending", code="online_unknown",
+                                  acknowledge=False, stamp=_now())
 
     def _appended(self, conn: sqlite3.Connection, first_seq: int, kind: str) -> bool:
         """Whether this transaction appended an outbox event of ``kind``."""

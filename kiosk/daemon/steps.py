@@ -55,6 +55,7 @@ from kiosk.daemon.actions import (
     VerifyPin,
 )
 from kiosk.daemon.bus import EventBus
+from kiosk.daemon.ils import NOT_ASKED, OnlineIls
 from kiosk.daemon.pin import PinStep, PinTries
 from kiosk.daemon.session import TYPED, SessionMachine
 from kiosk.daemon.workers import DoorWorker, PrinterWorker, TagWorker
@@ -101,6 +102,7 @@ class Steps:
         self.security = security
         self.t = receipt_language
         self.online = online
+        self.ils: OnlineIls | None = None  # the library system, asked first (SIP2)
         self.printing: set[asyncio.Task[None]] = set()
 
     async def run(self, actions: list[Action]) -> None:
@@ -158,15 +160,26 @@ class Steps:
         typed = action.uid.startswith(TYPED)
         if not typed and not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
+        ask = self.ils is not None and action.override_reason is None
+        answer = await self.ils.checkout(action.card, action.barcode) if ask else NOT_ASKED
+        if answer.refused:
+            return LoanRefused(action.uid, action.barcode, answer.title or action.barcode,
+                               answer.message_key, answer.params(action.barcode))
         try:
             outcome = await self.writer.run(partial(
                 self.writer.lend, action.card, action.barcode, action.uid, by=self.staff(),
-                override_reason=action.override_reason, journal=not typed))
+                override_reason=action.override_reason, journal=not typed,
+                ils=answer.decision, ils_unknown=answer.lost))
         except CacheError as exc:
+            if answer.decision is not None and self.ils is not None:
+                # Lent there, not recorded here: take it back there too.
+                await self.ils.checkin(action.barcode)
             return StepFailed(action.uid, action.barcode, exc.message_key, dict(exc.params))
         except OverrideNotAllowed as exc:
             return LoanRefused(action.uid, action.barcode, action.barcode, exc.message_key,
                                {k: str(v) for k, v in exc.params.items()})
+        if answer.lost and self.ils is not None:
+            self.ils.settle_later()
         params = outcome.params()
         if not outcome.allowed:
             return LoanRefused(action.uid, action.barcode, params["title"],
@@ -207,11 +220,18 @@ class Steps:
     async def _return(self, action: Return) -> Result:
         if not action.uid.startswith(TYPED) and not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")
+        answer = await self.ils.checkin(action.barcode) if self.ils is not None else NOT_ASKED
+        if answer.refused:
+            return ReturnRefused(action.uid, action.barcode, answer.title or action.barcode,
+                                 answer.message_key, answer.params(action.barcode))
         try:
-            outcome = await self.writer.run(partial(self.writer.give_back, action.barcode,
-                                                    by=self.staff()))
+            outcome = await self.writer.run(partial(
+                self.writer.give_back, action.barcode, by=self.staff(), ils=answer.decision,
+                ils_unknown=answer.lost))
         except CacheError as exc:
             return StepFailed(action.uid, action.barcode, exc.message_key, dict(exc.params))
+        if answer.lost and self.ils is not None:
+            self.ils.settle_later()
         d, params = outcome.decision, outcome.params()
         if not d.changes_state:
             return ReturnRefused(action.uid, action.barcode, params["title"], d.message_key,

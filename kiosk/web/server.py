@@ -106,9 +106,7 @@ class WebUI:
             self.error = f"{self.settings.listen}:{self.settings.port}: {exc.strerror or exc}"
             log.error("touchscreen server not started: %s", self.error)
             return
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.url = f"http://{shown}:{port}/"
+        self.url = _url(sock, "http")
         config = uvicorn.Config(self.app(), log_level="warning", access_log=False,
                                 lifespan="off", timeout_graceful_shutdown=1)
         self._server = _Server(config)
@@ -139,9 +137,7 @@ class WebUI:
             self.laptop_error = f"{desk.laptop_cert}: {exc}"
             log.error("laptop desk not started: %s", self.laptop_error)
             return
-        host, port = sock.getsockname()[:2]
-        shown = f"[{host}]" if ":" in host else host
-        self.laptop_url = f"https://{shown}:{port}/"
+        self.laptop_url = _url(sock, "https")
         self._laptop = _Server(config)
         self._tasks.append(asyncio.ensure_future(self._laptop.serve(sockets=[sock])))
         log.info("laptop desk at %s", self.laptop_url)
@@ -457,6 +453,13 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _url(sock: socket.socket, scheme: str) -> str:
+    """Where ``sock`` is listening, as a URL (the port chosen when it was 0)."""
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}/"
 
 
 def _sse(kind: str, data: dict[str, Any]) -> str:

@@ -45,7 +45,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from sync.sip2 import codec
@@ -144,6 +144,18 @@ class Sip2Client:
     @property
     def connected(self) -> bool:
         return self._sock is not None
+
+    @contextlib.contextmanager
+    def reserved(self, wait: float) -> Iterator[bool]:
+        """Hold the client for a series of calls by this thread: yields True, or False
+        when another thread's exchange did not end within ``wait`` seconds (then nothing
+        may be sent: the caller gave up waiting)."""
+        got = self._lock.acquire(timeout=max(0.0, wait))
+        try:
+            yield got
+        finally:
+            if got:
+                self._lock.release()
 
     def close(self) -> None:
         """Close the connection; harmless when already closed."""

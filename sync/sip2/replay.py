@@ -310,11 +310,31 @@ def waiting(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
+def record_online(conn: sqlite3.Connection, txn_ids: list[str], *, state: str, code: str,
+                  acknowledge: bool, stamp: str) -> None:
+    """In the caller's transaction: the circulation events ``txn_ids`` were already put to
+    the library system online, before they were committed. ``state`` ``ok``: it decided
+    them; they are never replayed (and, with ``acknowledge``, acknowledged in the outbox).
+    ``sending``: the request went out and its answer was lost (a timeout): the replayer
+    treats them like any lost reply, asking item information (17) before it resends."""
+    assert state in ("ok", "sending")
+    for txn in txn_ids:
+        conn.execute(
+            "INSERT INTO sip2_outcomes (txn_id, device_id, seq, kind, state, code, message,"
+            " attempts, updated_at) SELECT txn_id, device_id, seq, kind, ?, ?, NULL, 1, ?"
+            " FROM outbox WHERE txn_id = ? AND kind IN"
+            f" ({', '.join('?' * len(CIRCULATION))})",
+            (state, code, stamp, txn, *CIRCULATION))
+        if acknowledge and state == "ok":
+            conn.execute("UPDATE outbox SET acked_at = ? WHERE txn_id = ?"
+                         " AND acked_at IS NULL", (stamp, txn))
+
+
 def lost_replies(conn: sqlite3.Connection) -> int:
     """Events sent whose answer has not been recorded yet."""
     return conn.execute("SELECT count(*) FROM sip2_outcomes WHERE state = 'sending'"
                         ).fetchone()[0]
 
 
-__all__ = ["FROM_KEY", "ReplayReport", "Replayer", "lost_replies", "pending", "refused",
-           "waiting"]
+__all__ = ["FROM_KEY", "ReplayReport", "Replayer", "lost_replies", "pending",
+           "record_online", "refused", "waiting"]

@@ -1,0 +1,135 @@
+"""Asking the library system first: online circulation over SIP2 (``[sip2]`` enabled).
+
+While the SIP2 worker's last pass reached the library system, a loan at the pad is put to
+it before the cache records anything: checkout (11) with ``no block = N``, a return
+checkin (09). Three answers:
+
+- **yes**: the library system decided. The cache records the loan with its due date (and
+  title), whatever the cache's own rules say, and marks the event answered for the
+  replay in the same transaction (:mod:`sync.online`).
+- **no** (ok = 0): nothing is recorded; the patron is told why, with the library system's
+  own screen message (``sip2.refused``).
+- **no answer**: the link is down, another exchange held the connection too long, the
+  connection failed, or the reply timed out. The kiosk decides from its cache exactly as
+  offline, and the replayer sends the event later. When the request may have gone out (a
+  timeout or a drop after sending) the event is recorded as sent with a lost reply, so the
+  replayer asks item information (17) before it sends it again.
+
+The exchange runs on a thread of its own (never on the event loop), holding the SIP2
+client the worker shares: it waits at most ``wait_s`` for an exchange of the replayer to
+end, and then sends nothing if it did not. Its own reply is bounded by the client's
+timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sync.online import IlsDecision
+from sync.sip2.client import Sip2Client
+from sync.sip2.results import Loan, Return
+
+log = logging.getLogger(__name__)
+
+REFUSED_KEY = "sip2.refused"  # the library system said no, with its message
+REFUSED_PLAIN_KEY = "sip2.refused_plain"  # ... and gave no message
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the library system said. ``verdict``: ``ok``, ``refused``, ``unknown`` (asked,
+    answer lost) or ``not_asked``."""
+
+    verdict: str
+    decision: IlsDecision | None = None
+    title: str = ""
+    message: str = ""
+    detail: str = ""
+
+    @property
+    def refused(self) -> bool:
+        return self.verdict == "refused"
+
+    @property
+    def lost(self) -> bool:
+        return self.verdict == "unknown"
+
+    def params(self, barcode: str, title: str | None = None) -> dict[str, Any]:
+        """Placeholders for the refusal's message."""
+        return {"title": title or self.title or barcode, "barcode": barcode,
+                "detail": self.message}
+
+    @property
+    def message_key(self) -> str:
+        return REFUSED_KEY if self.message else REFUSED_PLAIN_KEY
+
+
+NOT_ASKED = Answer("not_asked")
+
+
+class OnlineIls:
+    """The library system asked first, through ``worker``'s client (a
+    :class:`kiosk.daemon.sip2worker.Sip2Worker`). ``acknowledge``: SIP2 is the kiosk's
+    only sync (events it decided are acknowledged at once)."""
+
+    def __init__(self, worker: Any, *, acknowledge: bool, wait_s: float) -> None:
+        self.worker = worker
+        self.acknowledge = acknowledge
+        self.wait_s = wait_s
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="sip2 online")
+
+    @property
+    def up(self) -> bool:
+        return bool(self.worker.online)
+
+    async def checkout(self, card: str, barcode: str) -> Answer:
+        if not self.up:
+            return NOT_ASKED
+        return await self._run(lambda c: c.checkout(card, barcode, no_block=False))
+
+    async def checkin(self, barcode: str) -> Answer:
+        if not self.up:
+            return NOT_ASKED
+        return await self._run(lambda c: c.checkin(barcode, no_block=False))
+
+    def settle_later(self) -> None:
+        """Something the library system has not answered was committed: replay soon."""
+        self.worker.request_sync()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, call: Any) -> Answer:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._ask, call)
+
+    def _ask(self, call: Any) -> Answer:
+        client: Sip2Client = self.worker.client
+        with client.reserved(self.wait_s) as got:
+            if not got:
+                return Answer("not_asked", detail="the SIP2 connection is busy")
+            try:
+                client.connect()
+            except Exception as exc:  # nothing was sent: an ordinary offline decision
+                return Answer("not_asked", detail=f"{type(exc).__name__}: {exc}")
+            try:
+                result = call(client)
+            except Exception as exc:  # sent, or perhaps sent: the outcome is unknown
+                log.warning("SIP2 online request without an answer: %s: %s",
+                            type(exc).__name__, exc)
+                return Answer("unknown", detail=f"{type(exc).__name__}: {exc}")
+        return self._verdict(result)
+
+    def _verdict(self, result: Loan | Return) -> Answer:
+        title = result.title or ""
+        if not result.ok:
+            return Answer("refused", title=title, message=result.screen_message.strip())
+        due = result.due_date.date() if isinstance(result, Loan) and result.due_date else None
+        return Answer("ok", IlsDecision(due, title or None, self.acknowledge), title=title)
+
+
+__all__ = ["NOT_ASKED", "REFUSED_KEY", "REFUSED_PLAIN_KEY", "Answer", "OnlineIls"]
