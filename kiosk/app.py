@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -52,6 +53,21 @@ class App:
 
     def line(self, text: str = "") -> None:
         print(text, file=self.out)
+
+    @property
+    def colour(self) -> bool:
+        """Colour for a person at a terminal only: never into a pipe or a file, never with
+        ``NO_COLOR`` set (https://no-color.org) or on a dumb terminal."""
+        isatty = getattr(self.out, "isatty", None)
+        return bool(isatty and isatty()) and not os.environ.get("NO_COLOR") \
+            and os.environ.get("TERM", "") != "dumb"
+
+    def mark(self, ok: bool) -> str:
+        """✔ or ✘, green or red on a terminal: what a technician looks for first."""
+        sign = "✔" if ok else "✘"
+        if not self.colour:
+            return sign
+        return f"\x1b[32m{sign}\x1b[0m" if ok else f"\x1b[1;31m{sign}\x1b[0m"
 
     def emit_json(self, obj: Any) -> None:
         json.dump(obj, self.out, ensure_ascii=False, indent=2, sort_keys=True, default=str)

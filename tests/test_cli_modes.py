@@ -163,12 +163,12 @@ def test_every_reporting_command_has_json():
 # -- a terminal -------------------------------------------------------------------------------
 
 
-def _in_pty(args: list[str], cwd: Path) -> str:
+def _in_pty(args: list[str], cwd: Path, **env: str) -> str:
     """Run ``kiosk ARGS`` with stdout and stderr on a pseudo-terminal; what it wrote."""
     main_fd, child_fd = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--lang", "en", *args],
                             stdin=subprocess.DEVNULL, stdout=child_fd, stderr=child_fd,
-                            cwd=ROOT, env=kiosk_env())
+                            cwd=ROOT, env={**kiosk_env(), "TERM": "xterm", **env})
     os.close(child_fd)
     chunks = []
     while True:
@@ -197,4 +197,18 @@ def test_terminal_escapes_only_on_a_terminal(tmp_path):
                            capture_output=True, text=True, cwd=ROOT, env=kiosk_env(),
                            timeout=120)
     assert piped.returncode == 0 and "Created database" in piped.stdout
+    assert ESC not in piped.stdout + piped.stderr
+
+
+def test_selftest_marks_are_green_and_red_on_a_terminal_only(tmp_path):
+    """What a technician looks for first is coloured at a terminal, and only there: not
+    into a pipe, not with NO_COLOR."""
+    on_tty = _in_pty(["selftest", "printer"], tmp_path)
+    assert "\x1b[32m✔\x1b[0m receipt printer" in on_tty
+    plain = _in_pty(["selftest", "printer"], tmp_path, NO_COLOR="1")
+    assert "✔ receipt printer" in plain and ESC not in plain
+    piped = subprocess.run([sys.executable, "-m", "kiosk", "--lang", "en", "selftest",
+                            "printer"], capture_output=True, text=True, cwd=ROOT,
+                           env=kiosk_env(), timeout=120)
+    assert piped.returncode == 0 and "✔ receipt printer" in piped.stdout
     assert ESC not in piped.stdout + piped.stderr

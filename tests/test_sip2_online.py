@@ -368,3 +368,17 @@ def test_an_ils_loan_of_a_book_the_cache_has_on_loan_to_another_reader(world):
     assert [e.kind for e, _ in pending(world.cache.conn)] == ["checkout"]
     assert world.one("SELECT group_concat(loan_count) FROM patrons ORDER BY id") == "1,1"
     assert violations(world.cache.conn) == []
+
+
+def test_a_connection_dropped_while_idle_is_reopened_and_the_ils_still_decides():
+    ils = make_ils()
+    card, book = CARDS[2], BOOKS[5]
+    with Sip2TestServer(ils) as server, kiosk(server.port) as k:
+        server.faults.drop_before = 1  # the next request is read, then the line goes dead
+        lent = lend(k, card, book)
+        assert lent["event"] == "lent"
+        assert lent["params"]["due_date"] == ils.items[book].due.date().isoformat()
+        finish(k)
+        passes(k)
+        assert len(sent(server, Checkout)) == 2 and ils.checkouts == 1  # one dropped unread
+        assert outcomes(k.folder) == [("checkout", "ok", "online", 1)]

@@ -120,7 +120,7 @@ def describe_dict(app: App, outcome: dict[str, Any]) -> str:
     """One line a person reads about one outcome (as :func:`outcome_dict` gives it): the
     decision, where the book goes, and what was recorded only provisionally."""
     params = outcome["params"]
-    mark = "✔" if outcome["allowed"] else "✘"
+    mark = app.mark(bool(outcome["allowed"]))
     parts = [f"{mark} {app.t(outcome['message_key'], **params)}"]
     route = outcome.get("route")
     if route is not None and outcome.get("changes_state", True):

@@ -110,7 +110,7 @@ def _watch(app: App, wanted: list[str]) -> int:
                         app.emit_json({"at": stamp, "device": name, "ok": ok,
                                        "detail": detail})
                     else:
-                        app.line(f"{stamp} {'✔' if ok else '✘'} {device}  {detail}")
+                        app.line(f"{stamp} {app.mark(ok)} {device}  {detail}")
                     app.out.flush()
             seen = states
             rounds += 1
@@ -140,11 +140,11 @@ def _selftest(app: App) -> int:
         app.emit_json({"ok": ok, "devices": reports})
     else:
         for report in reports:
-            mark = "✔" if report["ok"] else "✘"
+            mark = app.mark(report["ok"])
             device = app.t(f"selftest.device.{report['device']}")
             app.line(f"{mark} {device}  {report['where']}")
             for check in report["checks"]:
-                sign = "✔" if check["ok"] else "✘"
+                sign = app.mark(check["ok"])
                 detail = (app.t(check["detail_key"], **check["detail_params"])
                           if check["detail_key"] else check["detail"])
                 kind, _, part = check["check"].partition(":")

@@ -65,7 +65,7 @@ def _status(app: App) -> int:
     app.say("daemon.status.identity", device=data["device_id"], branch=data["branch"],
             profile=data["profile"], db=data["db"])
     for name, device in data["devices"].items():
-        mark = "✔" if device["online"] else "✘"
+        mark = app.mark(bool(device["online"]))
         kind = app.t("daemon.status.simulated") if device["simulated"] else ""
         line = f"  {mark} {app.t(f'selftest.device.{name}')}: {device['where']} {kind}".rstrip()
         if device["detail"]:

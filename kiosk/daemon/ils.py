@@ -18,7 +18,10 @@ checkin (09). Three answers:
 The exchange runs on a thread of its own (never on the event loop), holding the SIP2
 client the worker shares: it waits at most ``wait_s`` for an exchange of the replayer to
 end, and then sends nothing if it did not. Its own reply is bounded by the client's
-timeouts.
+timeouts. A connection that dropped under the request (one the library system closed while
+idle, say) is reopened and the request sent once more: always for a checkin (a repeat is a
+no-op), for a checkout only on systems whose profile answers a repeat as the same loan
+(``repeat_checkout = renewal``); otherwise the answer counts as lost.
 """
 
 from __future__ import annotations
@@ -89,12 +92,15 @@ class OnlineIls:
     async def checkout(self, card: str, barcode: str) -> Answer:
         if not self.up:
             return NOT_ASKED
-        return await self._run(lambda c: c.checkout(card, barcode, no_block=False))
+        # After a dropped connection (a library system closing idle connections, say) the
+        # checkout is sent once more only where a repeat comes back as the same loan.
+        retry = self.worker.replayer.profile.repeat_checkout == "renewal"
+        return await self._run(lambda c: c.checkout(card, barcode, no_block=False), retry)
 
     async def checkin(self, barcode: str) -> Answer:
         if not self.up:
             return NOT_ASKED
-        return await self._run(lambda c: c.checkin(barcode, no_block=False))
+        return await self._run(lambda c: c.checkin(barcode, no_block=False), True)
 
     def settle_later(self) -> None:
         """Something the library system has not answered was committed: replay soon."""
@@ -103,11 +109,11 @@ class OnlineIls:
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    async def _run(self, call: Any) -> Answer:
+    async def _run(self, call: Any, retry: bool) -> Answer:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._ask, call)
+        return await loop.run_in_executor(self._executor, self._ask, call, retry)
 
-    def _ask(self, call: Any) -> Answer:
+    def _ask(self, call: Any, retry: bool) -> Answer:
         client: Sip2Client = self.worker.client
         with client.reserved(self.wait_s) as got:
             if not got:
@@ -116,12 +122,15 @@ class OnlineIls:
                 client.connect()
             except Exception as exc:  # nothing was sent: an ordinary offline decision
                 return Answer("not_asked", detail=f"{type(exc).__name__}: {exc}")
+            saved, client.retry_circulation = client.retry_circulation, retry
             try:
                 result = call(client)
             except Exception as exc:  # sent, or perhaps sent: the outcome is unknown
                 log.warning("SIP2 online request without an answer: %s: %s",
                             type(exc).__name__, exc)
                 return Answer("unknown", detail=f"{type(exc).__name__}: {exc}")
+            finally:  # the replayer decides itself after a lost reply
+                client.retry_circulation = saved
         return self._verdict(result)
 
     def _verdict(self, result: Loan | Return) -> Answer:
