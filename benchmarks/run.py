@@ -23,6 +23,7 @@ if str(HERE.parent) not in sys.path:
 
 import bulk  # noqa: E402
 import daemon as daemon_bench  # noqa: E402  (benchmarks/daemon.py)
+import desk as desk_bench  # noqa: E402  (benchmarks/desk.py)
 import latency  # noqa: E402
 import rfid  # noqa: E402
 import sync_bench  # noqa: E402  (not "sync": that is the project's package)
@@ -165,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     figures += sync_bench.figures(args.size, args.workdir)
     print("timing the kiosk daemon on simulated hardware ...", flush=True)
     figures += daemon_bench.figures(args.size)
+    print("timing the van desk: staff sign-in, a card written and issued ...", flush=True)
+    figures += desk_bench.figures(args.size)
     if not args.keep:
         bulk.remove_db(db)
         bulk.remove_db(args.workdir / "baseline-commit.db")

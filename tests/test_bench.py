@@ -25,7 +25,8 @@ NAMES = {"checkout.p50", "checkout.p99", "checkin.p50", "checkin.p99",
          "sync.push.events",
          "daemon.card_to_session.p50", "daemon.card_to_session.p95", "daemon.book_to_loan.p50",
          "daemon.book_to_loan.p95", "daemon.book_to_lent.p50", "daemon.book_to_lent.p95",
-         "daemon.idle_rss", "daemon.start_to_ready"}
+         "daemon.idle_rss", "daemon.start_to_ready",
+         "desk.sign_in", "desk.card_issued.p50", "desk.card_issued.p95"}
 
 pytestmark = pytest.mark.bench
 
