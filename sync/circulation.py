@@ -19,7 +19,7 @@ from sync import audit, online, outbox, rules, staff, stats
 from sync import cache_views as views
 from sync.clock import Clock, Reading, read
 from sync.db import Cache
-from sync.online import IlsDecision
+from sync.online import IlsDecision, renew_decision
 from sync.outbox import Event
 from sync.policy import Policy, Station
 from sync.rules import Action, Decision, Flag, Reason, RouteKind
@@ -463,7 +463,12 @@ class Circulation:
 
     # -- renew ---------------------------------------------------------------------------
 
-    def renew(self, card: str, barcode: str, station: Station | None = None) -> Outcome:
+    def renew(self, card: str, barcode: str, station: Station | None = None, *,
+              decided_by_ils: IlsDecision | None = None) -> Outcome:
+        """Renew the loan of ``barcode`` held by ``card``. ``decided_by_ils``: the library
+        system already renewed it online (SIP2): its due date is recorded whatever the
+        cache's rules say, the event marked answered for the replay. A loan the cache does
+        not hold for this card is not invented: the cache's own answer stands."""
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
@@ -479,6 +484,9 @@ class Circulation:
                 patron, item, loan, holds, rule,
                 views.calendar(conn, ctx.branch, ctx.today), self.policy, ctx,
             )
+            if decided_by_ils is not None and patron is not None and loan is not None \
+                    and loan.patron_id == patron.id:
+                decision = renew_decision(decision, decided_by_ils)
             self._count(conn, ctx, decision)
             events: list[Event] = []
             if decision.allowed:
@@ -494,6 +502,8 @@ class Circulation:
                     "flags": sorted(str(f) for f in decision.flags),
                     "station": str(ctx.station),
                 }, reading, txn))
+                if decided_by_ils is not None:
+                    self._settled_online(conn, events, decided_by_ils, reading)
             info = views.item_details(conn, item.id) if item else {"barcode": barcode}
         return Outcome(decision, tuple(events), self._patron_dict(found), info)
 

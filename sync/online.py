@@ -94,4 +94,15 @@ def checkin_decision(local: Decision) -> Decision:
                     local.locker_slot, local.changes_state, dict(local.params), local.waived)
 
 
-__all__ = ["LEARNED_PATRON_TYPE", "IlsDecision", "checkin_decision", "checkout_decision"]
+def renew_decision(local: Decision, ils: IlsDecision) -> Decision:
+    """The allowed renewal the cache records for one the library system made: its due
+    date (the local rule's when it sent none), whatever the local rules said."""
+    due = ils.due_date or local.due_date
+    if due is None:
+        return local  # nothing the cache could record: its own answer stands
+    flags = (local.flags - {Flag.OFFLINE}) | {Flag.ILS_DECIDED}
+    return Decision(Action.RENEW, True, Reason.OK, due_date=due, flags=frozenset(flags))
+
+
+__all__ = ["LEARNED_PATRON_TYPE", "IlsDecision", "checkin_decision", "checkout_decision",
+           "renew_decision"]

@@ -14,13 +14,13 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 from hardware.sim.books import uid_for
 from kiosk.daemon.state import Finish
-from sync.sip2.messages import Checkin, Checkout, ItemInformationRequest
+from sync.sip2.messages import Checkin, Checkout, ItemInformationRequest, Renew
 from tests.daemon_helpers import (
     BOOKS,
     CARDS,
@@ -382,3 +382,34 @@ def test_a_connection_dropped_while_idle_is_reopened_and_the_ils_still_decides()
         passes(k)
         assert len(sent(server, Checkout)) == 2 and ils.checkouts == 1  # one dropped unread
         assert outcomes(k.folder) == [("checkout", "ok", "online", 1)]
+
+
+def test_a_renewal_is_asked_of_the_ils_and_its_refusal_shown():
+    """Renewing from the touchscreen asks the library system (29) first: its yes is
+    recorded with its due date and never replayed; its no is the patron's answer, with
+    nothing recorded; the replayer sends nothing more."""
+    ils = make_ils()
+    card, book, other = CARDS[2], BOOKS[2], BOOKS[3]
+    with Sip2TestServer(ils) as server, kiosk(server.port) as k:
+        assert lend(k, card, book)["event"] == "lent"
+        k.place(other)  # the same session
+        k.wait_for("lent", barcode=other)
+        finish(k)
+        ils.items[book].due -= timedelta(days=10)  # so that a renewal moves it
+        ok, key, params = k.call(lambda: k.daemon.steps.renew(card, book))
+        assert ok and key == "circ.renew.ok", (key, params)
+        ils_due = ils.items[book].due.date().isoformat()
+        assert params["due_date"] == ils_due and ils.items[book].renewals == 1
+        ((due, renewals),) = query(k.folder, "SELECT l.due_date, l.renewals FROM loans l"
+                                   " JOIN items i ON i.id = l.item_id WHERE i.barcode = ?",
+                                   book)
+        assert (due, renewals) == (ils_due, 1)
+        ils.items[other].holds.append(CARDS[3])  # another reader waits for it there only
+        ok, key, params = k.call(lambda: k.daemon.steps.renew(card, other))
+        assert not ok and key == "sip2.refused" and params["detail"] == "Cannot renew"
+        assert query(k.folder, "SELECT l.renewals FROM loans l JOIN items i"
+                     " ON i.id = l.item_id WHERE i.barcode = ?", other) == [(0,)]
+        passes(k)
+        assert len(sent(server, Renew)) == 2  # one each, asked online; nothing replayed
+        assert [o for o in outcomes(k.folder) if o[0] == "renew"] == [
+            ("renew", "ok", "online", 1)]

@@ -248,8 +248,9 @@ class Writer:
     def checkin(self, barcode: str, station: Station) -> Outcome:
         return self.give_back(barcode, station)
 
-    def renew(self, card: str, barcode: str, station: Station) -> Outcome:
-        return self._circ().renew(card, barcode, station)
+    def renew(self, card: str, barcode: str, station: Station, *,
+              ils: IlsDecision | None = None) -> Outcome:
+        return self._circ().renew(card, barcode, station, decided_by_ils=ils)
 
     def pickup(self, card: str, hold_id: int, station: Station) -> Outcome:
         return self._circ().pickup(card, hold_id, station)

@@ -21,7 +21,8 @@ end, and then sends nothing if it did not. Its own reply is bounded by the clien
 timeouts. A connection that dropped under the request (one the library system closed while
 idle, say) is reopened and the request sent once more: always for a checkin (a repeat is a
 no-op), for a checkout only on systems whose profile answers a repeat as the same loan
-(``repeat_checkout = renewal``); otherwise the answer counts as lost.
+(``repeat_checkout = renewal``), never for a renewal (a repeat renews again); otherwise
+the answer counts as lost. Renewals (29) from the touchscreen are asked the same way.
 """
 
 from __future__ import annotations
@@ -101,6 +102,12 @@ class OnlineIls:
         if not self.up:
             return NOT_ASKED
         return await self._run(lambda c: c.checkin(barcode, no_block=False), True)
+
+    async def renew(self, card: str, barcode: str) -> Answer:
+        # A repeated renewal is another renewal: never sent twice after a dropped connection.
+        if not self.up:
+            return NOT_ASKED
+        return await self._run(lambda c: c.renew(card, barcode, no_block=False), False)
 
     def settle_later(self) -> None:
         """Something the library system has not answered was committed: replay soon."""

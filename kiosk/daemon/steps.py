@@ -217,6 +217,21 @@ class Steps:
                          uid=action.uid, txn_id=action.txn_id)
         return LoanUndone(action.uid, outcome.decision.changes_state)
 
+    async def renew(self, card: str, barcode: str) -> tuple[bool, str, dict[str, Any]]:
+        """Renew a loan for the touchscreen: (renewed, message key, its params). With the
+        library system online it is asked first (renewal 29); its refusal is the answer,
+        and a lost reply is "try again later" (a renewal sent twice renews twice), with
+        nothing recorded here. Raises :class:`CacheError`."""
+        answer = await self.ils.renew(card, barcode) if self.ils is not None else NOT_ASKED
+        if answer.refused:
+            return False, answer.message_key, answer.params(barcode)
+        if answer.lost:
+            return False, "sip2.renew_unknown", {"barcode": barcode}
+        outcome = await self.writer.run(partial(self.writer.renew, card, barcode,
+                                                Station.KIOSK, ils=answer.decision))
+        params = {k: str(v) for k, v in outcome.params().items()}
+        return outcome.allowed, outcome.decision.message_key, params
+
     async def _return(self, action: Return) -> Result:
         if not action.uid.startswith(TYPED) and not self._reader_online():
             return StepFailed(action.uid, action.barcode, "daemon.book.reader_offline")

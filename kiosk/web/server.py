@@ -50,7 +50,6 @@ from kiosk.web import account, desk_api
 from kiosk.web.screen import Screen
 from sync.errors import CacheError
 from sync.pins import valid_pin
-from sync.policy import Station
 
 if TYPE_CHECKING:
     from kiosk.daemon.app import Daemon
@@ -352,17 +351,17 @@ class WebUI:
             return _problem(409, "no_card", "renewing needs a card in session")
         if not isinstance(barcode, str) or not barcode:
             return _problem(400, "bad_barcode", "barcode is required")
+        assert self.daemon.steps is not None
         try:
-            outcome = await writer.run(writer.renew, session.card, barcode, Station.KIOSK)
+            ok, key, params = await self.daemon.steps.renew(session.card, barcode)
         except CacheError as exc:
             return JSONResponse({"ok": False, "message_key": exc.message_key,
                                  "params": dict(exc.params)}, status_code=503)
         self.daemon.put(SetMode(session.mode))  # renewing is something happening
         await self._refresh_account(session.id, session.card)
         self._wake()
-        params = {k: str(v) for k, v in outcome.params().items()}
-        return JSONResponse({"ok": outcome.allowed, "barcode": barcode,
-                             "message_key": outcome.decision.message_key, "params": params})
+        return JSONResponse({"ok": ok, "barcode": barcode, "message_key": key,
+                             "params": params})
 
     async def _pickup(self, request: Request) -> Response:
         body = await _json(request)
