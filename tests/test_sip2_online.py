@@ -413,3 +413,17 @@ def test_a_renewal_is_asked_of_the_ils_and_its_refusal_shown():
         assert len(sent(server, Renew)) == 2  # one each, asked online; nothing replayed
         assert [o for o in outcomes(k.folder) if o[0] == "renew"] == [
             ("renew", "ok", "online", 1)]
+
+
+def test_kiosk_status_says_whether_the_library_system_is_reachable(capsys):
+    from tests.daemon_helpers import kiosk as run_kiosk
+
+    with Sip2TestServer(make_ils()) as server, kiosk(server.port) as k:
+        code, out, _ = run_kiosk(capsys, k.folder, "status")
+        assert code == 0
+        assert f"(SIP2, koha): sip2://127.0.0.1:{server.port} is reachable" in out
+    port = free_port()  # nothing listens there
+    with kiosk(port, online=False) as k:
+        passes(k, 1)
+        _, out, _ = run_kiosk(capsys, k.folder, "status")
+        assert f"sip2://127.0.0.1:{port} is not reachable now" in out

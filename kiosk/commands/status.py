@@ -92,6 +92,11 @@ def _status(app: App) -> int:
         else:
             app.say("daemon.status.sync_online" if sync["online"]
                     else "daemon.status.sync_offline")
+        sip2 = data.get("sip2") or {}
+        if sip2.get("configured"):
+            app.say("daemon.status.sip2_online" if sip2.get("online")
+                    else "daemon.status.sip2_offline", where=sip2.get("where", "?"),
+                    profile=sip2.get("profile", "?"))
         for name in data.get("unhealthy") or []:
             app.say("daemon.status.stalled", worker=name)
     app.say("daemon.status.queue", depth=data["queue_depth"])
