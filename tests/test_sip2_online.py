@@ -20,7 +20,13 @@ from typing import Any
 
 from hardware.sim.books import uid_for
 from kiosk.daemon.state import Finish
-from sync.sip2.messages import Checkin, Checkout, ItemInformationRequest, Renew
+from sync.sip2.messages import (
+    Checkin,
+    Checkout,
+    ItemInformationRequest,
+    PatronStatusRequest,
+    Renew,
+)
 from tests.daemon_helpers import (
     BOOKS,
     CARDS,
@@ -63,9 +69,12 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
 
 
 @contextlib.contextmanager
-def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True) -> Iterator[Any]:
+def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True,
+          learn: bool = False) -> Iterator[Any]:
     """The daemon with ``[sip2]`` pointing at ``port`` (SIP2 its only sync); with
-    ``online``, once its worker has reached the library system."""
+    ``online``, once its worker has reached the library system. ``learn``: look up each
+    card at the start of its session (off here by default: these tests count and break
+    the requests of loans and returns one by one)."""
     folder = short_dir()
     try:
         make_world(folder / "kiosk.db")
@@ -73,7 +82,8 @@ def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True) -> Iterator
         extra = (f'[sip2]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
                  f'login_user = "kiosk"\npassword_file = "pw"\n'
                  f'institution_id = "{INSTITUTION}"\nprofile = "koha"\nretry_s = 1\n'
-                 f"timeout_ms = {timeout_ms}\nconnect_timeout_ms = 1000\n")
+                 f"timeout_ms = {timeout_ms}\nconnect_timeout_ms = 1000\n"
+                 f"learn_patrons = {'true' if learn else 'false'}\n")
         with running(settings_for(write_config(folder, folder / "kiosk.db", extra=extra))) as k:
             k.folder = folder
             if online:
@@ -216,7 +226,8 @@ def test_an_ils_refusal_is_shown_with_its_message_and_nothing_is_recorded():
 def test_the_ils_lends_what_the_cache_would_refuse_and_the_cache_learns_it():
     """A block the cache still has but the library system lifted, and a card the cache
     has never seen: the library system decides, and the cache records both loans with
-    its due date (the stranger as a reader learned from the library system)."""
+    its due date (the stranger as a reader learned from the library system by the loan
+    itself: patron lookups are off in this test)."""
     ils = make_ils()
     card = CARDS[2]
     with Sip2TestServer(ils) as server:
@@ -427,3 +438,32 @@ def test_kiosk_status_says_whether_the_library_system_is_reachable(capsys):
         passes(k, 1)
         _, out, _ = run_kiosk(capsys, k.folder, "status")
         assert f"sip2://127.0.0.1:{port} is not reachable now" in out
+
+
+def test_the_cache_learns_readers_and_their_blocks_from_the_library_system():
+    """SIP2 as the only link: each card that starts a session is looked up (23) and the
+    cache keeps the answer for offline use: an unknown reader added with their name, a
+    block the library system has, lifted again once it lets them borrow."""
+    ils = make_ils()
+    ils.patrons[CARDS[3]].blocked = True
+    with Sip2TestServer(ils) as server, kiosk(server.port, learn=True) as k:
+        for card in (STRANGER, CARDS[3]):
+            k.lift_card()
+            time.sleep(0.2)
+            mark = k.mark()
+            k.tap(card)
+            k.wait_for("patron_learned", start=mark)
+            finish(k)
+        assert query(k.folder, "SELECT name, patron_type FROM patrons WHERE card_number = ?",
+                     STRANGER) == [(f"Reader {STRANGER}", "sip2")]
+        blocks = ("SELECT b.reason FROM patron_blocks b JOIN patrons p ON p.id = b.patron_id"
+                  " WHERE p.card_number = ?")
+        assert query(k.folder, blocks, CARDS[3]) == [("library_system",)]
+        ils.patrons[CARDS[3]].blocked = False
+        k.lift_card()
+        time.sleep(0.2)
+        mark = k.mark()
+        k.tap(CARDS[3])
+        assert k.wait_for("patron_learned", start=mark)["changed"] == ["unblocked"]
+        assert query(k.folder, blocks, CARDS[3]) == []
+        assert len(sent(server, PatronStatusRequest)) == 3

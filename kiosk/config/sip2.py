@@ -33,7 +33,10 @@ class Sip2Settings:
     (CP, and the checkin's current location). ``institution_id``: AO of every message.
     ``profile``: what the library system honours (:mod:`sync.sip2.profiles`).
     ``test_patron``: a card the self-test looks up (23). ``retry_s``: how often the
-    worker tries again while the link is down, and how often it replays while it is up."""
+    worker tries again while the link is down, and how often it replays while it is up.
+    ``learn_patrons``: with SIP2 as the only link, look up each card that starts a session
+    (23) and keep the reader and any block in the cache for offline use
+    (:mod:`sync.learned`)."""
 
     enabled: bool = False
     host: str = ""
@@ -51,6 +54,7 @@ class Sip2Settings:
     connect_timeout_ms: int = 5000
     timeout_ms: int = 10_000
     retry_s: int = 30
+    learn_patrons: bool = True
 
     @property
     def terminator_bytes(self) -> bytes:
@@ -100,6 +104,7 @@ SECTION = Section("sip2", (
     Key("connect_timeout_ms", Int(100, 60_000), _s.connect_timeout_ms),
     Key("timeout_ms", Int(100, 600_000), _s.timeout_ms),
     Key("retry_s", Int(1, 3600), _s.retry_s),
+    Key("learn_patrons", Bool(), _s.learn_patrons),
 ), check=_check)
 
 

@@ -231,7 +231,8 @@ class Daemon:
                 from kiosk.daemon.ils import OnlineIls
 
                 self.steps.ils = OnlineIls(self.sip2, acknowledge=not self.settings.hub.enabled,
-                                           wait_s=self.settings.sip2.timeout_ms / 1000)
+                                           wait_s=self.settings.sip2.timeout_ms / 1000,
+                                           learn=self.settings.sip2.learn_patrons)
         if not self.settings.hub.enabled:
             return
         from kiosk.daemon.syncworker import SyncWorker

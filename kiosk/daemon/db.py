@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sync import migrations, outbox
+from sync import learned, migrations, outbox
 from sync.circulation import Circulation, Identity, Outcome
 from sync.clock import Clock
 from sync.db import Cache
@@ -247,6 +247,14 @@ class Writer:
 
     def checkin(self, barcode: str, station: Station) -> Outcome:
         return self.give_back(barcode, station)
+
+    def learn_patron(self, card: str, status: Any) -> list[str]:
+        """Keep what the library system said of ``card`` (:mod:`sync.learned`)."""
+        with self._cache().transaction() as conn:
+            return learned.learn_patron(
+                conn, card, known=status.valid is not False and bool(status.patron_id),
+                name=status.name or "", may_borrow=status.may_borrow,
+                message=status.screen_message, when=_now())
 
     def renew(self, card: str, barcode: str, station: Station, *,
               ils: IlsDecision | None = None) -> Outcome:

@@ -80,9 +80,12 @@ class OnlineIls:
     :class:`kiosk.daemon.sip2worker.Sip2Worker`). ``acknowledge``: SIP2 is the kiosk's
     only sync (events it decided are acknowledged at once)."""
 
-    def __init__(self, worker: Any, *, acknowledge: bool, wait_s: float) -> None:
+    def __init__(self, worker: Any, *, acknowledge: bool, wait_s: float,
+                 learn: bool = True) -> None:
         self.worker = worker
         self.acknowledge = acknowledge
+        # SIP2 the only link: the cache learns readers as their cards start sessions.
+        self.learns = learn and acknowledge
         self.wait_s = wait_s
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="sip2 online")
 
@@ -108,6 +111,27 @@ class OnlineIls:
         if not self.up:
             return NOT_ASKED
         return await self._run(lambda c: c.renew(card, barcode, no_block=False), False)
+
+    async def patron_status(self, card: str) -> Any:
+        """The library system's patron status (23) of ``card``, or None when it could not
+        be asked or did not answer (nothing is learned then)."""
+        if not self.up:
+            return None
+
+        def ask() -> Any:
+            client: Sip2Client = self.worker.client
+            with client.reserved(self.wait_s) as got:
+                if not got:
+                    return None
+                try:
+                    client.connect()
+                    return client.patron_status(card)
+                except Exception as exc:  # only a lookup: the session goes on without it
+                    log.info("SIP2 patron status without an answer: %s: %s",
+                             type(exc).__name__, exc)
+                    return None
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, ask)
 
     def settle_later(self) -> None:
         """Something the library system has not answered was committed: replay soon."""

@@ -119,6 +119,11 @@ class Steps:
 
     async def _do(self, action: Action) -> Result | None:
         if isinstance(action, StartSession):
+            if action.card is not None and self.ils is not None and self.ils.learns:
+                # SIP2 is this kiosk's only link: its cache learns readers as they come.
+                task = asyncio.ensure_future(self._learn(action.card))
+                self.printing.add(task)
+                task.add_done_callback(self.printing.discard)
             holds = await self._ready_holds(action.card) if action.card is not None else ()
             self.bus.publish("session_started", session=action.session, mode=str(action.mode),
                              card=mask_card(action.card), holds=[h.as_dict() for h in holds])
@@ -216,6 +221,19 @@ class Steps:
         self.bus.publish("loan_undone", session=action.session, barcode=action.barcode,
                          uid=action.uid, txn_id=action.txn_id)
         return LoanUndone(action.uid, outcome.decision.changes_state)
+
+    async def _learn(self, card: str) -> None:
+        assert self.ils is not None
+        status = await self.ils.patron_status(card)
+        if status is None:
+            return
+        try:
+            changed = await self.writer.run(self.writer.learn_patron, card, status)
+        except CacheError:
+            log.exception("what the library system said of a card was not kept")
+            return
+        if changed:
+            self.bus.publish("patron_learned", card=mask_card(card), changed=changed)
 
     async def renew(self, card: str, barcode: str) -> tuple[bool, str, dict[str, Any]]:
         """Renew a loan for the touchscreen: (renewed, message key, its params). With the
