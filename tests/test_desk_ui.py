@@ -345,3 +345,22 @@ def test_a_book_whose_tag_cannot_be_read_is_lent_and_taken_back_by_its_barcode(
     answer = desk_post(demo, "item", barcode="书 1")
     assert answer.status_code == 422
     assert answer.json()["message_key"] == "staff.desk.bad_barcode"
+
+
+def test_what_staff_are_typing_survives_the_screen_being_drawn_again(demo: Demo,
+                                                                    page: Any) -> None:
+    """The desk is drawn again whenever the daemon says anything; a number half typed, and
+    the focus, stay where they were."""
+    sign_in(demo, page)
+    page.click("#desk-tab-lend")
+    page.wait_for_selector("#desk-card")
+    page.click("#desk-card")
+    page.keyboard.type("43111")
+    page.evaluate("document.querySelector('#desk-card').dataset.old = 'yes'")
+    demo.sim("printer", "paper-out")  # a printer event: the whole screen drawn again
+    page.wait_for_function("document.querySelector('#alerts').innerText.length > 0")
+    assert page.get_attribute("#desk-card", "data-old") is None  # a new input, redrawn
+    assert page.input_value("#desk-card") == "43111"
+    assert page.evaluate("document.activeElement.id") == "desk-card"
+    page.keyboard.type("0000001")
+    assert page.input_value("#desk-card") == "431110000001"

@@ -332,6 +332,22 @@ function drawTools() {
   document.body.classList.toggle("contrast", state.prefs.contrast);
 }
 
+function keepTyping(main, redraw) {
+  // The screen is drawn again whenever the daemon says anything (a receipt printed, say):
+  // what staff were typing, and where, must survive that.
+  const active = document.activeElement;
+  const focused = active && main.contains(active) ? active.id : null;
+  const typed = {};
+  for (const node of main.querySelectorAll("input[id]:not([type=checkbox])")) typed[node.id] = node.value;
+  redraw();
+  for (const [id, value] of Object.entries(typed)) {
+    const node = document.getElementById(id);
+    if (node && !node.value && value) node.value = value;
+  }
+  const again = focused && document.getElementById(focused);
+  if (again) again.focus();
+}
+
 function draw() {
   const view = state.view;
   if (!view || !state.lang) return;
@@ -342,7 +358,7 @@ function draw() {
   if (view.desk) {  // staff at the desk (desk.js): the patron's screens wait
     main.dataset.screen = "desk";
     main.dataset.desk = view.desk.state === "pin" ? "pin" : view.desk.page;
-    main.replaceChildren(...deskScreen(view).filter((node) => node));
+    keepTyping(main, () => main.replaceChildren(...deskScreen(view).filter((node) => node)));
     return;
   }
   main.dataset.screen = view.screen;

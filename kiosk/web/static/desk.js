@@ -84,7 +84,11 @@ function typedCard() {
   const input = el("input", { id: "desk-card", inputmode: "numeric", autocomplete: "off", "aria-label": t("ui.desk.lend.card") });
   const form = el("form", { class: "desk-typed" }, el("label", { for: "desk-card", text: t("ui.desk.lend.card") }), input,
     el("button", { type: "submit", id: "desk-card-go" }, t("ui.desk.lend.go")));
-  form.addEventListener("submit", (e) => { e.preventDefault(); if (input.value.trim()) deskPost("patron", { card: input.value.trim() }); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const card = input.value.trim(); input.value = "";
+    if (card) deskPost("patron", { card });
+  });
   return form;
 }
 
@@ -94,7 +98,11 @@ function typedBarcode() {
   const input = el("input", { id: "desk-barcode", autocomplete: "off", "aria-label": t("ui.desk.lend.barcode") });
   const form = el("form", { class: "desk-typed" }, el("label", { for: "desk-barcode", text: t("ui.desk.lend.barcode") }), input,
     el("button", { type: "submit", id: "desk-barcode-go" }, t("ui.desk.lend.barcode_go")));
-  form.addEventListener("submit", (e) => { e.preventDefault(); if (input.value.trim()) deskPost("item", { barcode: input.value.trim() }); });
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const barcode = input.value.trim(); input.value = "";
+    if (barcode) deskPost("item", { barcode });
+  });
   return form;
 }
 
@@ -108,7 +116,8 @@ function overrideBox(line) {
     el("button", { type: "submit", id: "desk-override-go", class: "primary" }, t("ui.desk.override.go")));
   form.addEventListener("submit", (e) => {
     e.preventDefault(); desk.override = null;
-    deskPost("override", { barcode: line.barcode, reason: reason.value });
+    const why = reason.value; reason.value = "";
+    deskPost("override", { barcode: line.barcode, reason: why });
   });
   return form;
 }
