@@ -13,7 +13,6 @@ import requests
 
 from sync.sample import EDGE_CASES
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
-from tests.daemon_helpers import remove_tree, short_dir
 from tests.sip2_server import make_tls
 from tests.test_desk_ui import VAN_PIN, VAN_STAFF, desk_post, good_form
 from tests.test_web_ui import Demo
@@ -44,13 +43,8 @@ class LaptopDemo(Demo):
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[LaptopDemo]:
-    folder = short_dir("lap-")
-    running = LaptopDemo(folder)
-    try:
+    with LaptopDemo.started("lap-") as running:
         yield running
-    finally:
-        running.stop()
-        remove_tree(folder)
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from sync.sample import EDGE_CASES
-from tests.daemon_helpers import remove_tree, short_dir
 from tests.test_web_ui import Demo, check_screen, line, text
 
 VAN_STAFF, VAN_PIN = "9900000001", "2468"
@@ -25,13 +24,8 @@ ID_NUMBER = "11010519491231002X"
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
-    folder = short_dir("desk-")
-    running = Demo(folder)
-    try:
+    with Demo.started("desk-") as running:
         yield running
-    finally:
-        running.stop()
-        remove_tree(folder)
 
 
 def desk_post(demo: Demo, action: str, **body: Any) -> Any:

@@ -18,9 +18,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hardware.sim.books import uid_for
-from kiosk.daemon.state import Finish
+from kiosk.daemon.state import Finish, PinEntered
 from sync.sip2.messages import (
+    BlockPatron,
     Checkin,
     Checkout,
     ItemInformationRequest,
@@ -70,7 +73,7 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
 
 @contextlib.contextmanager
 def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True,
-          learn: bool = False) -> Iterator[Any]:
+          learn: bool = False, sip2_extra: str = "", **daemon: Any) -> Iterator[Any]:
     """The daemon with ``[sip2]`` pointing at ``port`` (SIP2 its only sync); with
     ``online``, once its worker has reached the library system. ``learn``: look up each
     card at the start of its session (off here by default: these tests count and break
@@ -83,8 +86,9 @@ def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True,
                  f'login_user = "kiosk"\npassword_file = "pw"\n'
                  f'institution_id = "{INSTITUTION}"\nprofile = "koha"\nretry_s = 1\n'
                  f"timeout_ms = {timeout_ms}\nconnect_timeout_ms = 1000\n"
-                 f"learn_patrons = {'true' if learn else 'false'}\n")
-        with running(settings_for(write_config(folder, folder / "kiosk.db", extra=extra))) as k:
+                 f"learn_patrons = {'true' if learn else 'false'}\n{sip2_extra}")
+        config_path = write_config(folder, folder / "kiosk.db", extra=extra)
+        with running(settings_for(config_path, **daemon)) as k:
             k.folder = folder
             if online:
                 assert wait_until(lambda: k.daemon.sip2.online), "the SIP2 link did not come up"
@@ -467,3 +471,33 @@ def test_the_cache_learns_readers_and_their_blocks_from_the_library_system():
         assert k.wait_for("patron_learned", start=mark)["changed"] == ["unblocked"]
         assert query(k.folder, blocks, CARDS[3]) == []
         assert len(sent(server, PatronStatusRequest)) == 3
+
+
+@pytest.mark.parametrize("block", [True, False])
+def test_a_card_locked_for_wrong_pins_is_blocked_in_the_library_system_if_configured(block):
+    from sync.pins import hash_pin
+
+    ils = make_ils()
+    card = CARDS[0]
+    with Sip2TestServer(ils) as server, kiosk(
+            server.port, sip2_extra=f"block_on_pin_lockout = {str(block).lower()}\n",
+            pin="if_set", pin_attempts=2) as k:
+        conn = sqlite3.connect(k.folder / "kiosk.db")
+        with conn:
+            conn.execute("UPDATE patrons SET pin_hash = ? WHERE card_number = ?",
+                         (hash_pin("2580"), card))
+        conn.close()
+        mark = k.mark()
+        k.tap(card)
+        k.wait_for("pin_needed", start=mark)
+        for _ in range(2):
+            k.put(PinEntered("1111"))
+        k.wait_for("pin_locked", start=mark)
+        if block:
+            assert wait_until(lambda: ils.patrons[card].blocked)
+            (sent_block,) = sent(server, BlockPatron)
+            assert sent_block.patron_identifier == card
+            assert "too many wrong PINs" in sent_block.blocked_card_msg  # cp850: English
+        else:
+            passes(k)
+            assert sent(server, BlockPatron) == [] and not ils.patrons[card].blocked

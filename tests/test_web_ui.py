@@ -167,6 +167,19 @@ class Demo:
                     client.request(cmd, **args)
         requests.post(self.url + "api/press", json={"action": "dismiss"}, timeout=10)
 
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, prefix: str, **kw: Any) -> Iterator[Any]:
+        """A demo of its own in a short folder (a module's fixture), stopped and removed
+        after."""
+        folder = short_dir(prefix)
+        running = cls(folder, **kw)
+        try:
+            yield running
+        finally:
+            running.stop()
+            remove_tree(folder)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -178,13 +191,8 @@ class Demo:
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[Demo]:
-    folder = short_dir("ui-")
-    running = Demo(folder)
-    try:
+    with Demo.started("ui-") as running:
         yield running
-    finally:
-        running.stop()
-        remove_tree(folder)
 
 
 def _open(demo: Demo, browser: Any) -> Iterator[Any]:
@@ -209,13 +217,8 @@ def page(demo: Demo, browser: Any) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def quick() -> Iterator[Demo]:
     """A demo of its own whose sessions warn after 5 s and end after 10 s."""
-    folder = short_dir("uq-")
-    running = Demo(folder, timeout_s=10, warning_s=5)
-    try:
+    with Demo.started("uq-", timeout_s=10, warning_s=5) as running:
         yield running
-    finally:
-        running.stop()
-        remove_tree(folder)
 
 
 def shot(page: Any, name: str) -> None:

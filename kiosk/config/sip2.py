@@ -36,7 +36,8 @@ class Sip2Settings:
     worker tries again while the link is down, and how often it replays while it is up.
     ``learn_patrons``: with SIP2 as the only link, look up each card that starts a session
     (23) and keep the reader and any block in the cache for offline use
-    (:mod:`sync.learned`)."""
+    (:mod:`sync.learned`). ``block_on_pin_lockout``: when a card is locked at the kiosk
+    for too many wrong PINs, block it in the library system too (block patron, 01)."""
 
     enabled: bool = False
     host: str = ""
@@ -55,6 +56,7 @@ class Sip2Settings:
     timeout_ms: int = 10_000
     retry_s: int = 30
     learn_patrons: bool = True
+    block_on_pin_lockout: bool = False
 
     @property
     def terminator_bytes(self) -> bytes:
@@ -105,6 +107,7 @@ SECTION = Section("sip2", (
     Key("timeout_ms", Int(100, 600_000), _s.timeout_ms),
     Key("retry_s", Int(1, 3600), _s.retry_s),
     Key("learn_patrons", Bool(), _s.learn_patrons),
+    Key("block_on_pin_lockout", Bool(), _s.block_on_pin_lockout),
 ), check=_check)
 
 

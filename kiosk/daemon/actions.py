@@ -148,6 +148,7 @@ class PinChecked:
     message_key: str = ""
     params: dict[str, Any] = field(default_factory=dict)
     locked: bool = False
+    locked_now: bool = False  # this wrong PIN was the one that locked the card
 
 
 Result = (LoanCommitted | LoanRefused | StepFailed | FlagSet | FlagFailed | LoanUndone

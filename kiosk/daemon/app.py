@@ -232,7 +232,9 @@ class Daemon:
 
                 self.steps.ils = OnlineIls(self.sip2, acknowledge=not self.settings.hub.enabled,
                                            wait_s=self.settings.sip2.timeout_ms / 1000,
-                                           learn=self.settings.sip2.learn_patrons)
+                                           learn=self.settings.sip2.learn_patrons,
+                                           block_on_lockout=self.settings.sip2
+                                           .block_on_pin_lockout)
         if not self.settings.hub.enabled:
             return
         from kiosk.daemon.syncworker import SyncWorker

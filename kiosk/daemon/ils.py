@@ -81,8 +81,9 @@ class OnlineIls:
     only sync (events it decided are acknowledged at once)."""
 
     def __init__(self, worker: Any, *, acknowledge: bool, wait_s: float,
-                 learn: bool = True) -> None:
+                 learn: bool = True, block_on_lockout: bool = False) -> None:
         self.worker = worker
+        self.blocks_on_lockout = block_on_lockout
         self.acknowledge = acknowledge
         # SIP2 the only link: the cache learns readers as their cards start sessions.
         self.learns = learn and acknowledge
@@ -130,6 +131,36 @@ class OnlineIls:
                     log.info("SIP2 patron status without an answer: %s: %s",
                              type(exc).__name__, exc)
                     return None
+
+        return await asyncio.get_running_loop().run_in_executor(self._executor, ask)
+
+    async def block_patron(self, card: str, message: str, plain: str) -> bool:
+        """Block ``card`` in the library system (01) with ``message`` (or ``plain``, ASCII,
+        where the connection's character set cannot write it, cp850 say); whether it
+        answered. Not kept for a later try: the card is locked at the kiosk anyway."""
+        if not self.up:
+            log.warning("the library system is not reachable: card %s not blocked there",
+                        card[-4:])
+            return False
+
+        def ask() -> bool:
+            client: Sip2Client = self.worker.client
+            with client.reserved(self.wait_s) as got:
+                if not got:
+                    return False
+                try:
+                    message.encode(client.charset)
+                    text = message
+                except UnicodeEncodeError:
+                    text = plain
+                try:
+                    client.connect()
+                    client.block_patron(card, text)
+                except Exception as exc:  # logged: the kiosk's own lockout stands
+                    log.warning("SIP2 block patron without an answer: %s: %s",
+                                type(exc).__name__, exc)
+                    return False
+            return True
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, ask)
 

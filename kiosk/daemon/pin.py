@@ -104,7 +104,7 @@ class PinStep:
         if left == 0:
             return PinChecked(action.session, False, message_key="daemon.pin.locked",
                               params={"minutes": self.tries.locked_for(action.card)},
-                              locked=True)
+                              locked=True, locked_now=True)
         return PinChecked(action.session, False, message_key="daemon.pin.wrong",
                           params={"left": left})
 

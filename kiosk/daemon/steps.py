@@ -143,7 +143,15 @@ class Steps:
                 return PinChecked(action.session, True, needed=False)
             return await self.pin.ask(action)
         if isinstance(action, VerifyPin):
-            return await self.pin.verify(action)
+            checked = await self.pin.verify(action)
+            if checked.locked_now and self.ils is not None and self.ils.blocks_on_lockout:
+                # [sip2] block_on_pin_lockout: the library system blocks the card too.
+                task = asyncio.ensure_future(self.ils.block_patron(
+                    action.card, self.t.text("sip2.blocked_pin_lockout"),
+                    Catalogue("en").text("sip2.blocked_pin_lockout")))
+                self.printing.add(task)
+                task.add_done_callback(self.printing.discard)
+            return checked
         if isinstance(action, Notify):
             pickup = {"hold_id": action.hold_id, "slot": action.slot}
             self.bus.publish(action.what, session=action.session, uid=action.uid,
