@@ -9,6 +9,7 @@ nothing of it is. A refused attempt changes nothing but the statistics.
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -556,20 +557,28 @@ class Circulation:
         )
         return found, patron, hold, item, decision
 
-    def pickup(self, card: str, hold_id: int, station: Station | None = None) -> Outcome:
+    def pickup(self, card: str, hold_id: int, station: Station | None = None, *,
+               decided_by_ils: IlsDecision | None = None) -> Outcome:
         """Fulfil hold ``hold_id`` for the holder of ``card``: the hold is fulfilled and the
         item lent in one transaction. The daemon calls this only after the locker's door
-        sensor saw the door open."""
+        sensor saw the door open. ``decided_by_ils``: the library system lent it online
+        (SIP2): its due date is kept and the event marked answered for the replay."""
         reading = read(self.clock)
         with self.cache.transaction() as conn:
             ctx = self._context(reading, station)
             found, patron, hold, item, decision = self._pickup_decision(conn, ctx, card, hold_id)
+            if decided_by_ils is not None and decision.allowed:
+                decision = dataclasses.replace(
+                    decision, due_date=decided_by_ils.due_date or decision.due_date,
+                    flags=(decision.flags - {Flag.OFFLINE}) | {Flag.ILS_DECIDED})
             self._count(conn, ctx, decision)
             events: list[Event] = []
             if decision.allowed:
                 assert hold is not None and patron is not None and item is not None
                 events.append(self._apply_pickup(conn, ctx, reading, patron, hold, item[0],
                                                  decision))
+                if decided_by_ils is not None:
+                    self._settled_online(conn, events, decided_by_ils, reading)
                 found = views.patron_by_card(conn, card)
             info = views.item_details(conn, hold.item_id) if hold else None
         return Outcome(decision, tuple(events), self._patron_dict(found), info)

@@ -73,7 +73,8 @@ def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
 
 @contextlib.contextmanager
 def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True,
-          learn: bool = False, sip2_extra: str = "", **daemon: Any) -> Iterator[Any]:
+          learn: bool = False, sip2_extra: str = "", doors: bool = False,
+          before: Any = None, **daemon: Any) -> Iterator[Any]:
     """The daemon with ``[sip2]`` pointing at ``port`` (SIP2 its only sync); with
     ``online``, once its worker has reached the library system. ``learn``: look up each
     card at the start of its session (off here by default: these tests count and break
@@ -81,13 +82,17 @@ def kiosk(port: int, *, timeout_ms: int = 2000, online: bool = True,
     folder = short_dir()
     try:
         make_world(folder / "kiosk.db")
+        if before is not None:
+            before(folder)
         (folder / "pw").write_text("secret\n", encoding="utf-8")
         extra = (f'[sip2]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n'
                  f'login_user = "kiosk"\npassword_file = "pw"\n'
                  f'institution_id = "{INSTITUTION}"\nprofile = "koha"\nretry_s = 1\n'
                  f"timeout_ms = {timeout_ms}\nconnect_timeout_ms = 1000\n"
                  f"learn_patrons = {'true' if learn else 'false'}\n{sip2_extra}")
-        config_path = write_config(folder, folder / "kiosk.db", extra=extra)
+        if doors:
+            extra += "[lockers]\nopen_timeout_ms = 1000\n"
+        config_path = write_config(folder, folder / "kiosk.db", extra=extra, doors=doors)
         with running(settings_for(config_path, **daemon)) as k:
             k.folder = folder
             if online:
@@ -501,3 +506,42 @@ def test_a_card_locked_for_wrong_pins_is_blocked_in_the_library_system_if_config
         else:
             passes(k)
             assert sent(server, BlockPatron) == [] and not ils.patrons[card].blocked
+
+
+@pytest.mark.parametrize("ils_says", ["yes", "no", "yes, but the locker jams"])
+def test_a_hold_in_a_locker_is_asked_of_the_ils_before_the_locker_opens(ils_says):
+    from tests.test_daemon_doors import _add_hold
+
+    ils = make_ils()
+    card, book = CARDS[0], BOOKS[4]
+    if ils_says == "no":
+        ils.patrons[card].blocked = True
+    holds: list[int] = []
+    with Sip2TestServer(ils) as server, kiosk(
+            server.port, doors=True,
+            before=lambda folder: holds.append(_add_hold(folder, card, book, "A02"))) as k:
+        if ils_says.endswith("jams"):
+            k.control("sim", device="door", action="jam", name="A02")
+        k.tap(card)
+        k.wait_for("session_started", mode="lend")
+        k.control("session", action="pickup", hold=holds[0])
+        if ils_says.endswith("jams"):  # lent there, not taken here: given back there
+            failed = k.wait_for("pickup_failed", hold_id=holds[0])
+            assert failed["message_key"] == "daemon.pickup.not_opened"
+            assert [type(m).__name__ for m in server.decoded()
+                    if isinstance(m, (Checkout, Checkin))] == ["Checkout", "Checkin"]
+            assert ils.items[book].charged_to is None
+            assert query(k.folder, "SELECT status FROM holds") == [("ready",)]
+        elif ils_says == "yes":
+            told = k.wait_for("picked_up", hold_id=holds[0])
+            assert told["params"]["due_date"] == ils.items[book].due.date().isoformat()
+            k.wait_for("locker_opened", hold_id=holds[0])
+            passes(k)
+            assert len(sent(server, Checkout)) == 1  # asked online; nothing replayed
+            assert [o[:3] for o in outcomes(k.folder)] == [("pickup", "ok", "online")]
+        else:
+            failed = k.wait_for("pickup_failed", hold_id=holds[0])
+            assert failed["message_key"] == "sip2.refused"
+            assert failed["params"]["detail"] == "Card blocked"
+            assert [e for e in k.kinds("locker_opened")] == []  # nothing opened
+            assert query(k.folder, "SELECT status FROM holds") == [("ready",)]

@@ -260,8 +260,16 @@ class Writer:
               ils: IlsDecision | None = None) -> Outcome:
         return self._circ().renew(card, barcode, station, decided_by_ils=ils)
 
-    def pickup(self, card: str, hold_id: int, station: Station) -> Outcome:
-        return self._circ().pickup(card, hold_id, station)
+    def pickup(self, card: str, hold_id: int, station: Station, *,
+               ils: IlsDecision | None = None, ils_unknown: bool = False) -> Outcome:
+        """A hold collected from its locker; ``ils``/``ils_unknown`` as for :meth:`lend`."""
+
+        def hook(conn: sqlite3.Connection, first_seq: int) -> None:
+            if ils_unknown:
+                self._answer_lost(conn, first_seq, "pickup")
+
+        with self._cache().hooked(hook):
+            return self._circ().pickup(card, hold_id, station, decided_by_ils=ils)
 
     def ready_holds(self, card: str) -> list[dict[str, Any]]:
         return self._circ().ready_holds(card)

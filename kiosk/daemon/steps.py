@@ -312,23 +312,36 @@ class Steps:
         if not check.allowed:  # nothing is opened for a pickup the rules refuse
             return PickupFailed(hold_id, check.decision.message_key, check.params())
         slot = check.decision.locker_slot or action.slot
+        # Online (SIP2) the library system is asked first: nothing opens for its no, and
+        # a locker that does not open gives its yes back.
+        barcode = str(check.params().get("barcode") or "")
+        ask = self.ils is not None and bool(barcode)
+        answer = await self.ils.checkout(action.card, barcode) if ask else NOT_ASKED
+        if answer.refused:
+            return PickupFailed(hold_id, answer.message_key, answer.params(barcode))
+        failed = None
         try:
             opened = await self.doors.call(lockers.open, slot)
         except LatchBusy:
-            return PickupFailed(hold_id, "daemon.pickup.busy", {"slot": slot})
+            failed = PickupFailed(hold_id, "daemon.pickup.busy", {"slot": slot})
         except DoorAlreadyOpen:
-            return PickupFailed(hold_id, "daemon.pickup.already_open", {"slot": slot})
+            failed = PickupFailed(hold_id, "daemon.pickup.already_open", {"slot": slot})
         except DoorNotOpened:
-            return PickupFailed(hold_id, "daemon.pickup.not_opened", {"slot": slot})
+            failed = PickupFailed(hold_id, "daemon.pickup.not_opened", {"slot": slot})
         except (HardwareError, DriverError, OSError, ValueError) as exc:
             log.warning("locker %s for hold %s: %s", slot, hold_id, exc)
-            return PickupFailed(hold_id, "daemon.pickup.locker_error", {"slot": slot})
+            failed = PickupFailed(hold_id, "daemon.pickup.locker_error", {"slot": slot})
+        if failed is not None:
+            if answer.decision is not None and self.ils is not None:
+                await self.ils.checkin(barcode)
+            return failed
         self.bus.publish("locker_opened", session=action.session, hold_id=hold_id, slot=slot,
                          opened_after_s=round(opened.opened_after_s, 3))
         # The sensor saw the door open: the book is the patron's now. Record it.
         try:
-            outcome = await self.writer.run(self.writer.pickup, action.card, hold_id,
-                                            Station.KIOSK)
+            outcome = await self.writer.run(partial(
+                self.writer.pickup, action.card, hold_id, Station.KIOSK, ils=answer.decision,
+                ils_unknown=answer.lost))
         except CacheError:
             log.exception("locker %s opened for hold %s, but the pickup was not recorded",
                           slot, hold_id)
