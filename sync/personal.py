@@ -47,11 +47,6 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from sync import idnumbers
 
 KEY_BYTES = 32
@@ -183,7 +178,14 @@ def _b64key(value: object, what: str, path: Path) -> bytes:
     return key
 
 
+# The cryptography library is imported where it is used: it costs a kiosk process about
+# 7 MB of memory, and only a registering desk (and the hub) ever encrypts anything.
+
+
 def _derive(secret: bytes, info: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=info
                 ).derive(secret)
 
@@ -231,18 +233,25 @@ class Keys:
     def person_hash(self, id_type: str, number: str) -> str:
         """HMAC-SHA256 (hex) of the normalised document: equal for the same document on any
         device of the county and at the hub."""
+        from cryptography.hazmat.primitives import hashes, hmac
+
         mac = hmac.HMAC(self._hash_key, hashes.SHA256())
         mac.update(f"{id_type}\x1f{idnumbers.normalise(number)}".encode())
         return mac.finalize().hex()
 
 
 def _seal(key_id: str, key: bytes, value: str, purpose: str) -> str:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = os.urandom(NONCE_BYTES)
     ct = AESGCM(key).encrypt(nonce, value.encode("utf-8"), purpose.encode())
     return f"{key_id}:{base64.b64encode(nonce + ct).decode('ascii')}"
 
 
 def _open(key: bytes, stored: str, purpose: str) -> str:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     key_id, _, body = stored.partition(":")
     try:
         raw = base64.b64decode(body, validate=True)

@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiosk import receipts
 from kiosk.config.desk import DeskSettings
@@ -43,11 +43,13 @@ from kiosk.daemon.session import SessionMachine
 from kiosk.daemon.state import CardSeen, OverrideLend, TypedBook
 from kiosk.daemon.workers import CardWorker, PrinterWorker
 from kiosk.messages import Catalogue
-from sync import audit, personal, staff, stops
+from sync import audit, staff, stops
 from sync.circulation import Identity
 from sync.clock import read
 from sync.errors import CacheError
-from sync.registration import Application, Registrar
+
+if TYPE_CHECKING:
+    from sync.registration import Application, Registrar
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,11 @@ class Desk(Registering):
     # -- life ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Only a registering desk needs the personal-data keys (and the cryptography
+        # library, ~10 MB a kiosk without registration does not carry).
+        from sync import personal
+        from sync.registration import Registrar
+
         self.stop = await self.writer.run(self.writer.read, stops.current)
         if not self.settings.registration:
             return

@@ -23,7 +23,6 @@ from kiosk.daemon import db
 from kiosk.daemon.state import CardSeen
 from sync.cardnumbers import CardNumbersExhausted
 from sync.errors import CacheError
-from sync.registration import Application, Registered, Registrar, RegistrationRefused
 
 if TYPE_CHECKING:
     from kiosk.daemon.bus import EventBus
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
     from kiosk.messages import Catalogue
     from sync import staff
     from sync.circulation import Identity
+    from sync.registration import Application, Registered, Registrar
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class Registering:
         self.require_staff()
         if self.registrar is None:
             raise DeskError(self.registration_problem or "registration.disabled")
+        from sync.registration import Application, RegistrationRefused
+
         values = {name: str(form.get(name) or "").strip() for name in FORM_FIELDS}
         app = Application(
             name=values["name"], id_type=values["id_type"], id_number=values["id_number"],
@@ -134,6 +136,8 @@ class Registering:
         self.publish()
 
     async def _write_card(self, event: CardSeen) -> None:
+        from sync.registration import RegistrationRefused
+
         reg, app, registrar = self.registration, self._application, self.registrar
         assert reg is not None and app is not None and registrar is not None
         self._touch()
