@@ -250,12 +250,13 @@ LOAN_RULES: tuple[tuple[str, str, int, int, int], ...] = (
 PATRON_TYPES: tuple[str, ...] = ("adult", "student", "child", "elderly")
 PATRON_TYPE_WEIGHTS: tuple[int, ...] = (66, 14, 11, 9)
 
-# Staff of the sample county, for the demo's desk: (card, name, role, PIN hash). The
-# hashes are fixed so the sample stays byte-identical; the PINs are 2468 (9900000001) and
-# 1357 (9900000002), documented for the demo and never used for real staff.
 # The stops of the sample county's book van (a name outside GB2312 among them on purpose).
 VAN_STOPS = ("石门村", "柳树湾", "白沙镇", "𠀀山村")
 
+# Staff of the sample county, for the demo's desk: (card, name, role, PIN hash). The
+# hashes are fixed so the sample stays byte-identical; the PINs are 2468 (9900000001) and
+# 1357 (9900000002), documented for the demo and never used for real staff.
+DEMO_STAFF_PINS = {"9900000001": "2468", "9900000002": "1357"}
 STAFF: tuple[tuple[str, str, str, str], ...] = (
     ("9900000001", "流动图书车馆员王芳", "van",
      "scrypt$14$8$1$YNcnHLMX8vGjlM0OLulugw==$6TImPV/0buYEOZuP2d17Rk9ycDEZ7q52ftQDDMdqZKI="),

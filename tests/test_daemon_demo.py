@@ -56,7 +56,11 @@ def test_demo_runs_the_kiosk_until_ctrl_c():
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=30) == 0
         reader.join(10)
-        assert "The demo kiosk has stopped." in "".join(lines)
+        text = "".join(lines)
+        assert "The demo kiosk has stopped." in text
+        # The van desk is there to try as well: the staff card, its PIN, the stops.
+        assert "sim card --card 9900000001    (then PIN 2468 on the touchscreen" in text
+        assert "石门村、柳树湾" in text
     finally:
         if demo.poll() is None:
             demo.kill()

@@ -117,6 +117,11 @@ def _try_this(app: App, daemon: Any, settings: Settings) -> None:
     if daemon.devices is not None and daemon.devices.lockers is not None:
         app.say("demo.daemon.try_doors", kiosk=kiosk, hold_card=cases["ready_hold_patron"],
                 hold=cases["ready_hold"], card=cases["ok_patron"])
+    if settings.desk.enabled:
+        staff_card = sample_data.STAFF[0][0]
+        pin = sample_data.DEMO_STAFF_PINS[staff_card]
+        app.say("demo.daemon.try_desk", kiosk=kiosk, staff_card=staff_card, pin=pin,
+                stops="、".join(settings.desk.stops) or "-")
     web = getattr(daemon, "web", None)
     if web is not None and web.url:
         app.say("demo.daemon.screen", url=web.url)
