@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,21 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self):  # type: ignore[no-untyped-def]
         yield
+
+
+def _posted(handler: Callable[[Any, dict[str, Any]], Awaitable[Response]]
+            ) -> Callable[[Any, Request], Awaitable[Response]]:
+    """A POST endpoint of a JSON object: ``handler(self, body)`` gets the parsed object,
+    and anything else is answered by :func:`_json`'s refusal."""
+
+    @functools.wraps(handler)
+    async def endpoint(self: Any, request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        return await handler(self, body)
+
+    return endpoint
 
 
 class WebUI:
@@ -313,10 +329,8 @@ class WebUI:
         return await desk_api.handle(self.daemon.desk, request.path_params["action"],
                                      await _json(request))
 
-    async def _press(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _press(self, body: dict[str, Any]) -> Response:
         action = body.get("action")
         session = self.daemon.machine.session
         if action in ("lend", "return"):
@@ -340,20 +354,16 @@ class WebUI:
                             "action is lend, return, finish, still_here or dismiss")
         return JSONResponse({"done": action})
 
-    async def _renew(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _renew(self, body: dict[str, Any]) -> Response:
         barcode = body.get("barcode")
-        session = self.daemon.machine.session
-        writer = self.daemon.writer
-        if session is None or session.card is None or writer is None:
+        session, steps = self.daemon.machine.session, self.daemon.steps
+        if session is None or session.card is None or steps is None:
             return _problem(409, "no_card", "renewing needs a card in session")
         if not isinstance(barcode, str) or not barcode:
             return _problem(400, "bad_barcode", "barcode is required")
-        assert self.daemon.steps is not None
         try:
-            ok, key, params = await self.daemon.steps.renew(session.card, barcode)
+            ok, key, params = await steps.renew(session.card, barcode)
         except CacheError as exc:
             return JSONResponse({"ok": False, "message_key": exc.message_key,
                                  "params": dict(exc.params)}, status_code=503)
@@ -363,10 +373,8 @@ class WebUI:
         return JSONResponse({"ok": ok, "barcode": barcode, "message_key": key,
                              "params": params})
 
-    async def _pickup(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _pickup(self, body: dict[str, Any]) -> Response:
         hold = body.get("hold")
         session = self.daemon.machine.session
         if session is None or session.card is None:
@@ -376,10 +384,8 @@ class WebUI:
         self.daemon.put(Pickup(hold))
         return JSONResponse({"done": "pickup", "hold": hold})
 
-    async def _pin(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _pin(self, body: dict[str, Any]) -> Response:
         pin = body.get("pin")
         session = self.daemon.machine.session
         if session is None or session.card is None or session.pin != "needed":
@@ -389,10 +395,8 @@ class WebUI:
         self.daemon.put(PinEntered(pin))
         return JSONResponse({"done": "pin"})
 
-    async def _rating(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _rating(self, body: dict[str, Any]) -> Response:
         score, session = body.get("score"), body.get("session")
         if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
             return _problem(400, "bad_score", "score is 1 to 5")
@@ -408,10 +412,8 @@ class WebUI:
         self._wake()
         return JSONResponse({"done": "rating", "score": score})
 
-    async def _speak(self, request: Request) -> Response:
-        body = await _json(request)
-        if isinstance(body, Response):
-            return body
+    @_posted
+    async def _speak(self, body: dict[str, Any]) -> Response:
         text, lang = body.get("text"), body.get("lang")
         if not self.settings.speech:
             return _problem(409, "speech_off", "spoken prompts are turned off in [ui]")
