@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -103,7 +103,9 @@ class Steps:
         self.t = receipt_language
         self.online = online
         self.ils: OnlineIls | None = None  # the library system, asked first (SIP2)
-        self.printing: set[asyncio.Task[None]] = set()
+        # Work that outlives the step that started it (receipts printing, SIP2 lookups):
+        # kept here so it is not collected early, and waited for when the daemon stops.
+        self.background: set[asyncio.Task[Any]] = set()
 
     async def run(self, actions: list[Action]) -> None:
         todo = deque(actions)
@@ -121,9 +123,7 @@ class Steps:
         if isinstance(action, StartSession):
             if action.card is not None and self.ils is not None and self.ils.learns:
                 # SIP2 is this kiosk's only link: its cache learns readers as they come.
-                task = asyncio.ensure_future(self._learn(action.card))
-                self.printing.add(task)
-                task.add_done_callback(self.printing.discard)
+                self._in_background(self._learn(action.card))
             holds = await self._ready_holds(action.card) if action.card is not None else ()
             self.bus.publish("session_started", session=action.session, mode=str(action.mode),
                              card=mask_card(action.card), holds=[h.as_dict() for h in holds])
@@ -146,11 +146,9 @@ class Steps:
             checked = await self.pin.verify(action)
             if checked.locked_now and self.ils is not None and self.ils.blocks_on_lockout:
                 # [sip2] block_on_pin_lockout: the library system blocks the card too.
-                task = asyncio.ensure_future(self.ils.block_patron(
+                self._in_background(self.ils.block_patron(
                     action.card, self.t.text("sip2.blocked_pin_lockout"),
                     Catalogue("en").text("sip2.blocked_pin_lockout")))
-                self.printing.add(task)
-                task.add_done_callback(self.printing.discard)
             return checked
         if isinstance(action, Notify):
             pickup = {"hold_id": action.hold_id, "slot": action.slot}
@@ -363,9 +361,7 @@ class Steps:
         self.bus.publish("session_ended", session=action.session, reason=action.reason,
                          receipts=len(action.receipts))
         for plan in action.receipts:
-            task = asyncio.ensure_future(self._print(action.session, plan))
-            self.printing.add(task)
-            task.add_done_callback(self.printing.discard)
+            self._in_background(self._print(action.session, plan))
         # Every session is a visit at the kiosk: the county counts sessions beside entries.
         counted = asyncio.ensure_future(self.writer.run(
             self.writer.write, daily_stats.bump, self.writer.today(), self.identity.branch,
@@ -408,11 +404,16 @@ class Steps:
         returned = [receipts.ReturnedItem(line.title, line.barcode) for line in plan.done]
         return receipts.return_receipt(self.t, header, returned, not_done)
 
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     async def drain(self, timeout: float) -> None:
-        """Wait (up to ``timeout``) for receipts still printing."""
-        if self.printing:
+        """Wait (up to ``timeout``) for receipts still printing and other background work."""
+        if self.background:
             with contextlib.suppress(Exception):
-                await asyncio.wait(set(self.printing), timeout=timeout)
+                await asyncio.wait(set(self.background), timeout=timeout)
 
 
 def _log_failure(what: str) -> Callable[[asyncio.Future[Any]], None]:
