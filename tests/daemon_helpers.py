@@ -291,6 +291,23 @@ class NotifySocket:
         self.sock.close()
 
 
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0) -> bool:
+    """Whether ``predicate()`` came true within ``timeout`` seconds (polled every 50 ms)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return bool(predicate())
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on (just now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 

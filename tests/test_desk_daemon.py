@@ -20,6 +20,7 @@ from tests.daemon_helpers import (
     running,
     settings_for,
     short_dir,
+    wait_until,
     write_config,
 )
 
@@ -44,13 +45,6 @@ def desk_view(k: Any) -> Any:
     return k.daemon.desk.view()
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def audit(k: Any) -> list[str]:

@@ -25,6 +25,7 @@ from kiosk.cli import main
 from sync.hub.config import HubConfig
 from sync.hub.server import TLSFiles
 from sync.hub.testing import HubServer
+from tests.daemon_helpers import free_port
 from tests.hub_helpers import STAFF, Client, Device, E, latest, make_certs, token_for
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,15 +298,10 @@ def test_mtls_needs_a_client_certificate_with_the_device_cn(tmp_path):
             requests.get(f"{hub.url}/health", verify=str(certs.ca), timeout=5)
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_kiosk_hub_serve_runs_as_a_process_and_stops_on_sigterm(tmp_path):
-    port = _free_port()
+    port = free_port()
     db = tmp_path / "county-hub.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "kiosk", "--lang", "en", "hub", "serve", "--db", str(db),

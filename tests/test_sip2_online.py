@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -33,11 +32,13 @@ from sync.sip2.messages import (
 from tests.daemon_helpers import (
     BOOKS,
     CARDS,
+    free_port,
     make_world,
     remove_tree,
     running,
     settings_for,
     short_dir,
+    wait_until,
     write_config,
 )
 from tests.invariants import violations
@@ -56,19 +57,8 @@ def make_ils() -> Ils:
     return ils
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def wait_until(predicate: Any, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return bool(predicate())
 
 
 @contextlib.contextmanager

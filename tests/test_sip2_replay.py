@@ -5,7 +5,6 @@ comes up and every event reaches it once; refusals are listed for staff."""
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,6 +18,7 @@ from sync.sip2.client import Sip2Client
 from sync.sip2.messages import Checkin, Checkout, Renew
 from sync.sip2.profiles import profile
 from sync.sip2.replay import Replayer, pending
+from tests.daemon_helpers import wait_until
 from tests.sip2_server import INSTITUTION, Ils, Item, Patron, Sip2TestServer
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -226,13 +226,6 @@ def test_beside_a_hub_events_the_hub_already_had_are_not_replayed(world):
 # -- the daemon's SIP2 worker ---------------------------------------------------------------
 
 
-def wait_until(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def test_daemon_replays_its_loans_to_the_ils_while_lending_goes_on(capsys):
