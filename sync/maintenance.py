@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sync import errors
 from sync.db import Cache, translated
+from sync.files import fsync_dir
 
 
 @dataclass
@@ -89,11 +90,7 @@ def backup(cache: Cache, target: str | os.PathLike[str]) -> Path:
         with open(partial, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(partial, target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(target.parent)
     finally:
         for leftover in (partial, *(partial.with_name(partial.name + s)
                                     for s in ("-journal", "-wal", "-shm"))):

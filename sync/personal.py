@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sync import idnumbers
+from sync.files import fsync_dir
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -363,16 +364,8 @@ def rotate_key_file(path: str | os.PathLike[str]) -> str:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return new_id
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- the county secret, as handed from device to device ----------------------------------

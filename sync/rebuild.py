@@ -44,6 +44,7 @@ from typing import Any
 
 from sync import cardnumbers, outbox
 from sync.db import Cache, translated
+from sync.files import fsync_dir
 
 KINDS = ("checkout", "checkin", "renew", "pickup", "patron_registered", "staff_action")
 RECOVER_TIMEOUT_S = 600
@@ -593,8 +594,4 @@ def swap(new: Path, path: Path, kept: Path) -> None:
                 os.replace(side, f"{kept}{suffix}")
         os.replace(path, kept)
         os.replace(new, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
