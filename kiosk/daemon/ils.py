@@ -118,21 +118,8 @@ class OnlineIls:
         be asked or did not answer (nothing is learned then)."""
         if not self.up:
             return None
-
-        def ask() -> Any:
-            client: Sip2Client = self.worker.client
-            with client.reserved(self.wait_s) as got:
-                if not got:
-                    return None
-                try:
-                    client.connect()
-                    return client.patron_status(card)
-                except Exception as exc:  # only a lookup: the session goes on without it
-                    log.info("SIP2 patron status without an answer: %s: %s",
-                             type(exc).__name__, exc)
-                    return None
-
-        return await asyncio.get_running_loop().run_in_executor(self._executor, ask)
+        return await self._lookup(lambda c: c.patron_status(card), "patron status",
+                                  logging.INFO)
 
     async def block_patron(self, card: str, message: str, plain: str) -> bool:
         """Block ``card`` in the library system (01) with ``message`` (or ``plain``, ASCII,
@@ -143,24 +130,32 @@ class OnlineIls:
                         card[-4:])
             return False
 
-        def ask() -> bool:
+        def block(client: Sip2Client) -> Any:
+            try:
+                message.encode(client.charset)
+                text = message
+            except UnicodeEncodeError:
+                text = plain
+            return client.block_patron(card, text)
+
+        return await self._lookup(block, "block patron", logging.WARNING) is not None
+
+    async def _lookup(self, call: Any, what: str, level: int) -> Any:
+        """``call(client)`` on the shared connection, or None when the connection stayed
+        busy or no answer came (logged at ``level``): for requests that decide nothing."""
+
+        def ask() -> Any:
             client: Sip2Client = self.worker.client
             with client.reserved(self.wait_s) as got:
                 if not got:
-                    return False
-                try:
-                    message.encode(client.charset)
-                    text = message
-                except UnicodeEncodeError:
-                    text = plain
+                    return None
                 try:
                     client.connect()
-                    client.block_patron(card, text)
-                except Exception as exc:  # logged: the kiosk's own lockout stands
-                    log.warning("SIP2 block patron without an answer: %s: %s",
-                                type(exc).__name__, exc)
-                    return False
-            return True
+                    return call(client)
+                except Exception as exc:  # logged: whoever asked goes on without it
+                    log.log(level, "SIP2 %s without an answer: %s: %s", what,
+                            type(exc).__name__, exc)
+                    return None
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, ask)
 
