@@ -306,23 +306,24 @@ class Desk(Registering):
 
     async def patron(self, card: str) -> None:
         """A patron card number typed at the desk: as if the card was tapped."""
-        self.require_staff()
-        card = card.strip()
-        if not card or len(card) > 32 or not card.isalnum():
-            raise DeskError("staff.desk.bad_card", status=422)
-        self.page = "lend"
-        self.publish()
+        card = self._typed(card, "staff.desk.bad_card")
         await self.run_steps(self.machine.feed(CardSeen(card, ""), time.monotonic()))
 
     async def typed_book(self, barcode: str) -> None:
         """A book's barcode typed in: lent to the card in session, else taken back."""
+        barcode = self._typed(barcode, "staff.desk.bad_barcode")
+        await self.run_steps(self.machine.feed(TypedBook(barcode), time.monotonic()))
+
+    def _typed(self, value: str, problem: str) -> str:
+        """A number typed at the desk (letters and digits, 1 to 32), the lending page
+        shown for it; :class:`DeskError` ``problem`` (422) otherwise."""
         self.require_staff()
-        barcode = barcode.strip()
-        if not barcode or len(barcode) > 32 or not barcode.isalnum():
-            raise DeskError("staff.desk.bad_barcode", status=422)
+        value = value.strip()
+        if not value or len(value) > 32 or not value.isalnum():
+            raise DeskError(problem, status=422)
         self.page = "lend"
         self.publish()
-        await self.run_steps(self.machine.feed(TypedBook(barcode), time.monotonic()))
+        return value
 
     async def override(self, barcode: str, reason: str) -> None:
         self.require_staff()
